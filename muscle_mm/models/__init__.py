@@ -1,0 +1,2 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+from .wrappers import *  # noqa: F401,F403
