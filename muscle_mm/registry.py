@@ -32,6 +32,8 @@ from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
+# Explicit: the scope would otherwise be inferred from the package name.
+
 __all__ = [
     'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
     'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
@@ -45,32 +47,41 @@ __all__ = [
 #######################################################################
 
 RUNNERS = Registry(
-    'runner', parent=MMENGINE_RUNNERS, locations=['muscle_mm.engine'])
+    'runner', parent=MMENGINE_RUNNERS, scope='muscle',
+    locations=['muscle_mm.engine'])
 RUNNER_CONSTRUCTORS = Registry(
     'runner constructor',
     parent=MMENGINE_RUNNER_CONSTRUCTORS,
+    scope='muscle',
     locations=['muscle_mm.engine'])
 LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, locations=['muscle_mm.engine'])
+    'loop', parent=MMENGINE_LOOPS, scope='muscle',
+    locations=['muscle_mm.engine'])
 HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, locations=['muscle_mm.engine'])
+    'hook', parent=MMENGINE_HOOKS, scope='muscle',
+    locations=['muscle_mm.engine'])
 LOG_PROCESSORS = Registry(
     'log processor',
     parent=MMENGINE_LOG_PROCESSORS,
+    scope='muscle',
     locations=['muscle_mm.engine'])
 OPTIMIZERS = Registry(
-    'optimizer', parent=MMENGINE_OPTIMIZERS, locations=['muscle_mm.engine'])
+    'optimizer', parent=MMENGINE_OPTIMIZERS, scope='muscle',
+    locations=['muscle_mm.engine'])
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper',
     parent=MMENGINE_OPTIM_WRAPPERS,
+    scope='muscle',
     locations=['muscle_mm.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='muscle',
     locations=['muscle_mm.engine'])
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler',
     parent=MMENGINE_PARAM_SCHEDULERS,
+    scope='muscle',
     locations=['muscle_mm.engine'])
 
 #######################################################################
@@ -78,14 +89,17 @@ PARAM_SCHEDULERS = Registry(
 #######################################################################
 
 DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, locations=['muscle_mm.datasets'])
+    'dataset', parent=MMENGINE_DATASETS, scope='muscle',
+    locations=['muscle_mm.datasets'])
 DATA_SAMPLERS = Registry(
     'data sampler',
     parent=MMENGINE_DATA_SAMPLERS,
+    scope='muscle',
     locations=['muscle_mm.datasets'])
 TRANSFORMS = Registry(
     'transform',
     parent=MMENGINE_TRANSFORMS,
+    scope='muscle',
     locations=['muscle_mm.datasets'])
 
 #######################################################################
@@ -93,27 +107,33 @@ TRANSFORMS = Registry(
 #######################################################################
 
 MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, locations=['muscle_mm.models'])
+    'model', parent=MMENGINE_MODELS, scope='muscle',
+    locations=['muscle_mm.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
+    scope='muscle',
     locations=['muscle_mm.models'])
 WEIGHT_INITIALIZERS = Registry(
     'weight initializer',
     parent=MMENGINE_WEIGHT_INITIALIZERS,
+    scope='muscle',
     locations=['muscle_mm.models'])
 TASK_UTILS = Registry(
-    'task util', parent=MMENGINE_TASK_UTILS, locations=['muscle_mm.models'])
+    'task util', parent=MMENGINE_TASK_UTILS, scope='muscle',
+    locations=['muscle_mm.models'])
 
 #######################################################################
 #                          muscle_mm.evaluation                       #
 #######################################################################
 
 METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, locations=['muscle_mm.evaluation'])
+    'metric', parent=MMENGINE_METRICS, scope='muscle',
+    locations=['muscle_mm.evaluation'])
 EVALUATOR = Registry(
     'evaluator',
     parent=MMENGINE_EVALUATOR,
+    scope='muscle',
     locations=['muscle_mm.evaluation'])
 
 #######################################################################
@@ -123,10 +143,13 @@ EVALUATOR = Registry(
 VISUALIZERS = Registry(
     'visualizer',
     parent=MMENGINE_VISUALIZERS,
+    scope='muscle',
     locations=['muscle_mm.visualization'])
 VISBACKENDS = Registry(
     'vis_backend',
     parent=MMENGINE_VISBACKENDS,
+    scope='muscle',
     locations=['muscle_mm.visualization'])
 FUNCTIONS = Registry(
-    'function', parent=MMENGINE_FUNCTIONS, locations=['muscle_mm.utils'])
+    'function', parent=MMENGINE_FUNCTIONS, scope='muscle',
+    locations=['muscle_mm.utils'])

@@ -5,8 +5,13 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # keep the last checkpoints only; every checkpoint can resume a run
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # checkpoints are written atomically (temp file + rename), so a run killed
+    # while saving resumes from the last complete one (muscle_mm.utils.fileio)
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=3,
+        backend_args=dict(backend='muscle_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

@@ -6,12 +6,17 @@ Both are applied once, when :mod:`muscle_mm` is imported, and are narrow:
 * torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine's
   checkpoints also pickle its ``HistoryBuffer``/``ConfigDict`` and numpy
   arrays and scalars, so resume and ``init_cfg=Pretrained`` would fail. We keep
-  the protection on and allow-list exactly those types.
+  the protection on and allow-list exactly those types. ``HistoryBuffer``
+  pickles its bound statistics methods through ``getattr``, which must never
+  be allow-listed (it opens arbitrary attribute access), so a ``copyreg``
+  reducer saves it from its data alone; checkpoints written before
+  muscle_mm was imported need ``weights_only=False`` (trusted files only).
 * numpy 2 raises ``OverflowError`` in ``np.uint8(negative)``, which
   ``mmcv.image.adjust_hue`` does for every negative hue shift (any
   ``ColorJitter`` with ``hue>0``). We replace it with a version that performs
   the same modulo-256 hue rotation numpy 1 did, so no pipeline can hit it.
 """
+import collections
 from typing import Optional
 
 import numpy as np
@@ -32,9 +37,15 @@ def _safe_globals() -> list:
         getattr(npdt, name) for name in dir(npdt) if name.endswith('DType')
     ]
     return [
-        HistoryBuffer, ConfigDict, np.ndarray, np.dtype, _reconstruct, scalar,
+        HistoryBuffer, ConfigDict, collections.Counter, np.ndarray, np.dtype, _reconstruct, scalar,
         *dtype_classes
     ]
+
+
+def _reduce_history_buffer(buffer) -> tuple:
+    """Pickle a ``HistoryBuffer`` by its data (no bound methods)."""
+    return type(buffer), (buffer._log_history, buffer._count_history,
+                          buffer.max_length)
 
 
 def _adjust_hue(img: np.ndarray,
@@ -91,5 +102,9 @@ def _fix_adjust_hue() -> None:
 
 def apply_compat_fixes() -> None:
     """Allow-list mmengine's checkpoint types and fix ``adjust_hue``."""
+    import copyreg
+    from mmengine.logging import HistoryBuffer
+
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     torch.serialization.add_safe_globals(_safe_globals())
     _fix_adjust_hue()

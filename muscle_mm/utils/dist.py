@@ -52,7 +52,10 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
             f'"slurm" launchers, got "{launcher}".')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo', init_method='env://')
-    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict()
+    # the same defaults mmengine uses when no wrapper is configured
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper_cfg.setdefault('type', 'muscle.CPUDistributedDataParallel')
     cfg.model_wrapper_cfg = wrapper_cfg
     return True
