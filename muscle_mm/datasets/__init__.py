@@ -1,0 +1,1 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
