@@ -63,9 +63,14 @@ if ! have "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'"; 
 fi
 
 # 3. the OpenMMLab packages, the runtime deps, the test deps, and muscle_mm itself.
-if ! have "import muscle_mm, mmdet, mmseg, mmpretrain, pytest, sklearn, pycocotools, pydicom, ftfy, regex"; then
-  echo "[setup_env] installing OpenMMLab packages and muscle_mm"
+if ! have "import mmdet, mmseg, mmpretrain, pytest, sklearn, pycocotools, pydicom, ftfy, regex"; then
+  echo "[setup_env] installing OpenMMLab packages and their dependencies"
   $PIP -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/tests.txt
+fi
+# muscle_mm itself, editable, from THIS checkout (another clone may be installed)
+HERE=$(pwd -P)
+if ! (cd / && $PY -c "import muscle_mm, os; assert os.path.realpath(muscle_mm.__file__).startswith('$HERE/')") >/dev/null 2>&1; then
+  echo "[setup_env] installing muscle_mm (editable) from $HERE"
   $PIP --no-build-isolation --no-deps -e .
 fi
 echo "[setup_env] ready: $($PY -c 'import torch, mmcv, mmengine, mmpretrain, mmseg, mmdet; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmpretrain {mmpretrain.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}")')"
