@@ -1,2 +1,4 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
-"""Visualisation helpers (ROC curves, overlays, forgetting heat-maps)."""
+"""Figures of the paper: ROC curves, segmentation overlays, heat-maps."""
+from .plots import (plot_matrix_heatmap, plot_roc_curves,  # noqa: F401
+                    plot_seg_overlays)
