@@ -1,0 +1,251 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""The whole MUSCLE study as resumable stages (``tools/run_muscle.py``).
+
+Stage 1 (MD-MoCo) -> stage 2 (MUSCLE and MUSCLE--) -> stage 3 (fine-tune every
+task from every initialisation, then test) -> report (Tables 2/3, ROC curves,
+segmentation overlays, forgetting matrix). Each stage runs the ordinary
+``tools/train.py`` / ``tools/test.py`` in a subprocess, in its own folder
+under one work dir, and is marked done by ``stage_done.json`` (written
+atomically, last). A finished stage is skipped; an interrupted one is started
+again with ``--resume`` and continues from its last checkpoint.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from muscle_mm.utils.fileio import atomic_write
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
+INITS = ('scratch', 'imagenet', 'mdmoco', 'muscle_minus', 'muscle')
+CLS_TASKS = ('pneumonia', 'mura')
+
+
+@dataclass
+class StudySettings:
+    """What to run and where.
+
+    Args:
+        work_dir: Everything is written under this folder.
+        scale: ``'demo'`` (data/demo, minutes on a CPU) or ``'paper'``.
+        backbones: ``'r18'`` and/or ``'r50'``.
+        tasks: Subset of :data:`TASKS`.
+        inits: Subset of :data:`INITS`.
+        imagenet: ``{backbone: path}`` of local ImageNet weights; an init
+            without weights is reported as skipped, never downloaded.
+        gpus: Processes per run (``tools/dist_train.sh`` when > 1).
+        data_root: Root of the nine datasets (paper scale) or of the demo.
+    """
+    work_dir: str
+    scale: str = 'demo'
+    backbones: Sequence[str] = ('r18', )
+    tasks: Sequence[str] = TASKS
+    inits: Sequence[str] = INITS
+    imagenet: Dict[str, str] = field(default_factory=dict)
+    gpus: int = 1
+    data_root: Optional[str] = None
+
+    def __post_init__(self):
+        if self.scale not in ('demo', 'paper'):
+            raise ValueError(f"scale must be 'demo' or 'paper', got "
+                             f"'{self.scale}'")
+        for name, given, allowed in (('task', self.tasks, TASKS),
+                                     ('init', self.inits, INITS),
+                                     ('backbone', self.backbones,
+                                      ('r18', 'r50'))):
+            unknown = sorted(set(given) - set(allowed))
+            if unknown:
+                raise ValueError(f'Unknown {name}(s) {unknown}; expected '
+                                 f'some of {list(allowed)}')
+        if self.data_root is None:
+            self.data_root = 'data/demo' if self.scale == 'demo' else 'data'
+
+
+class MuscleStudy:
+    """Run the three stages of MUSCLE and write the paper's report."""
+
+    def __init__(self, settings: StudySettings, log=print) -> None:
+        self.s = settings
+        self.log = log
+        self.work_dir = osp.abspath(settings.work_dir)
+        os.makedirs(self.work_dir, exist_ok=True)
+
+    # ------------------------------------------------------------ configs
+    def _config(self, name: str) -> str:
+        folder = 'configs/muscle/demo' if self.s.scale == 'demo' \
+            else 'configs/muscle'
+        suffix = '_demo' if self.s.scale == 'demo' else ''
+        path = osp.join(REPO_ROOT, folder, f'{name}{suffix}.py')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'Config {path} does not exist.')
+        return path
+
+    def _finetune_config(self, task: str, backbone: str, init: str) -> str:
+        if self.s.scale == 'demo':
+            name = f'demo/{task}_{backbone}_demo.py'
+        else:
+            name = f'{task}_{backbone}_{init}.py'
+        path = osp.join(REPO_ROOT, 'configs/muscle/finetune', name)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'Config {path} does not exist.')
+        return path
+
+    # ------------------------------------------------------------ running
+    def _run(self, cmd: List[str], log_file: str) -> None:
+        env = dict(os.environ)
+        env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+        self.log('  $ ' + ' '.join(cmd))
+        with open(log_file, 'a') as f:
+            proc = subprocess.run(
+                cmd, cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            with open(log_file) as f:
+                tail = ''.join(f.readlines()[-40:])
+            raise RuntimeError(f'Command failed ({proc.returncode}): '
+                               f'{" ".join(cmd)}\nlog: {log_file}\n{tail}')
+
+    def _train(self, config: str, work_dir: str,
+               cfg_options: Sequence[str] = ()) -> str:
+        """Train (resuming if interrupted) and return the last checkpoint."""
+        if self.s.gpus > 1:
+            cmd = ['bash', 'tools/dist_train.sh', config, str(self.s.gpus)]
+        else:
+            cmd = [sys.executable, 'tools/train.py', config]
+        cmd += ['--work-dir', work_dir, '--resume']
+        if cfg_options:
+            cmd += ['--cfg-options', *cfg_options]
+        self._run(cmd, osp.join(work_dir, 'stage.log'))
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            return f.read().strip()
+
+    def _stage(self, name: str, body) -> dict:
+        """Run ``body(stage_dir) -> outputs`` once; skip it when done."""
+        stage_dir = osp.join(self.work_dir, name)
+        marker = osp.join(stage_dir, 'stage_done.json')
+        if osp.isfile(marker):
+            self.log(f'[skip] {name}: done ({marker})')
+            with open(marker) as f:
+                return json.load(f)['outputs']
+        os.makedirs(stage_dir, exist_ok=True)
+        self.log(f'[run ] {name}')
+        start = time.time()
+        outputs = body(stage_dir)
+        atomic_write(
+            json.dumps(
+                dict(outputs=outputs, seconds=round(time.time() - start, 1)),
+                indent=2), marker)
+        self.log(f'[done] {name} in {time.time() - start:.0f} s')
+        return outputs
+
+    # ------------------------------------------------------------- stages
+    def prepare_data(self) -> None:
+        """Demo scale: write the demo datasets and their split files."""
+        if self.s.scale != 'demo':
+            return
+
+        def body(stage_dir):
+            from muscle_mm.datasets.demo import generate_demo_data
+            root = osp.join(REPO_ROOT, self.s.data_root)
+            counts = generate_demo_data(root)
+            self._run([
+                sys.executable, 'tools/dataset_converters/make_splits.py',
+                '--data-root', root
+            ], osp.join(stage_dir, 'stage.log'))
+            return dict(data_root=root, images=counts)
+
+        self._stage('data', body)
+
+    def stage1(self, backbone: str) -> str:
+        """MD-MoCo; returns the exported backbone checkpoint."""
+
+        def body(stage_dir):
+            from muscle_mm.utils.checkpoint import export_backbone
+            ckpt = self._train(self._config(f'mdmoco_{backbone}'), stage_dir)
+            out = osp.join(stage_dir, 'backbone.pth')
+            export_backbone(ckpt, out)
+            return dict(checkpoint=ckpt, backbone=out)
+
+        return self._stage(f'mdmoco_{backbone}', body)['backbone']
+
+    def stage2(self, kind: str, backbone: str, mdmoco: str) -> str:
+        """MUSCLE (``kind='cl'``) or MUSCLE-- (``'muscle_minus'``) from the
+        MD-MoCo backbone; returns the exported backbone checkpoint."""
+        name = 'muscle' if kind == 'cl' else 'muscle_minus'
+
+        def body(stage_dir):
+            from muscle_mm.utils.checkpoint import export_backbone
+            ckpt = self._train(
+                self._config(f'{kind}_{backbone}'), stage_dir, [
+                    'model.backbone.init_cfg.type=Pretrained',
+                    f'model.backbone.init_cfg.checkpoint={mdmoco}',
+                    'model.backbone.init_cfg.prefix=backbone.'
+                ])
+            out = osp.join(stage_dir, 'backbone.pth')
+            export_backbone(ckpt, out)
+            return dict(checkpoint=ckpt, backbone=out)
+
+        return self._stage(f'{name}_{backbone}', body)['backbone']
+
+    def stage3(self, task: str, backbone: str, init: str,
+               pretrained: Optional[str]) -> Optional[dict]:
+        """Fine-tune ``task`` from ``init`` and test it; returns metrics."""
+        if init == 'imagenet' and not (pretrained and osp.isfile(pretrained)):
+            self.log(f'[skip] finetune {task} {backbone} imagenet: no local '
+                     f'ImageNet weights ({pretrained or "none given"}; see '
+                     'docs/finetune.md). Reported as "-".')
+            return None
+
+        def body(stage_dir):
+            wrapper = osp.join(stage_dir, 'config.py')
+            lines = [f'_base_ = [{self._finetune_config(task, backbone, init)!r}]']
+            if pretrained is not None:
+                lines.append(
+                    'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
+                    f"type='Pretrained', checkpoint={pretrained!r}, "
+                    "prefix='backbone.')))")
+            atomic_write('\n'.join(lines) + '\n', wrapper)
+            ckpt = self._train(wrapper, stage_dir)
+            test_dir = osp.join(stage_dir, 'test')
+            metrics_file = osp.join(stage_dir, 'metrics.json')
+            cmd = [
+                sys.executable, 'tools/test.py', wrapper, ckpt, '--work-dir',
+                test_dir, '--out', metrics_file
+            ]
+            if task in CLS_TASKS:
+                cmd += ['--cfg-options', f'test_evaluator.out_dir={stage_dir}',
+                        'test_evaluator.roc_file=roc.json']
+            self._run(cmd, osp.join(stage_dir, 'stage.log'))
+            with open(metrics_file) as f:
+                metrics = json.load(f)
+            return dict(checkpoint=ckpt, config=wrapper, metrics=metrics)
+
+        return self._stage(f'finetune/{task}_{backbone}_{init}', body)
+
+    # ---------------------------------------------------------------- all
+    def run(self) -> dict:
+        """Run every stage; returns ``{task: {backbone: {init: metrics}}}``."""
+        self.prepare_data()
+        results: Dict[str, Dict[str, Dict[str, dict]]] = {
+            t: {} for t in self.s.tasks
+        }
+        need_stage2 = {'muscle', 'muscle_minus'} & set(self.s.inits)
+        for bb in self.s.backbones:
+            weights = dict(scratch=None, imagenet=self.s.imagenet.get(bb))
+            if need_stage2 or 'mdmoco' in self.s.inits:
+                weights['mdmoco'] = self.stage1(bb)
+            if 'muscle' in self.s.inits:
+                weights['muscle'] = self.stage2('cl', bb, weights['mdmoco'])
+            if 'muscle_minus' in self.s.inits:
+                weights['muscle_minus'] = self.stage2('muscle_minus', bb,
+                                                      weights['mdmoco'])
+            for task in self.s.tasks:
+                for init in self.s.inits:
+                    out = self.stage3(task, bb, init, weights[init])
+                    if out is not None:
+                        results[task].setdefault(bb, {})[init] = out
+        return results

@@ -1,0 +1,70 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Run the whole MUSCLE study with one command, resumably.
+
+Demo (synthetic data written on the fly, ResNet-18, CPU, ~15 min):
+    python tools/run_muscle.py --demo
+Paper scale (the nine datasets under data/, 8 GPUs):
+    python tools/run_muscle.py --scale paper --backbones r18 r50 --gpus 8 \
+        --imagenet r18=data/pretrained/resnet18_imagenet.pth \
+        --imagenet r50=data/pretrained/resnet50_imagenet.pth
+Re-running skips finished stages and resumes an interrupted one.
+"""
+import argparse
+
+from muscle_mm.pipeline import MuscleStudy, StudySettings, build_report
+from muscle_mm.pipeline.study import INITS, TASKS
+from muscle_mm.utils import register_all_modules
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Run the MUSCLE study')
+    parser.add_argument(
+        '--demo',
+        action='store_true',
+        help='shorthand for --scale demo (the default)')
+    parser.add_argument(
+        '--scale', choices=['demo', 'paper'], default='demo')
+    parser.add_argument('--work-dir', help='default: work_dirs/muscle_<scale>')
+    parser.add_argument(
+        '--backbones', nargs='+', default=['r18'], choices=['r18', 'r50'])
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS),
+                        choices=TASKS)
+    parser.add_argument('--inits', nargs='+', default=list(INITS),
+                        choices=INITS)
+    parser.add_argument(
+        '--imagenet',
+        nargs='+',
+        default=[],
+        metavar='BACKBONE=PATH',
+        help='local ImageNet weights per backbone (nothing is downloaded)')
+    parser.add_argument('--gpus', type=int, default=1)
+    parser.add_argument('--data-root', help='default: data/demo or data')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    scale = 'demo' if args.demo else args.scale
+    imagenet = {}
+    for item in args.imagenet:
+        if '=' not in item:
+            raise SystemExit(f'--imagenet expects BACKBONE=PATH, got "{item}"')
+        key, path = item.split('=', 1)
+        imagenet[key] = path
+    settings = StudySettings(
+        work_dir=args.work_dir or f'work_dirs/muscle_{scale}',
+        scale=scale,
+        backbones=args.backbones,
+        tasks=args.tasks,
+        inits=args.inits,
+        imagenet=imagenet,
+        gpus=args.gpus,
+        data_root=args.data_root)
+    register_all_modules(init_default_scope=False)
+    study = MuscleStudy(settings)
+    results = study.run()
+    build_report(study.work_dir, results)
+
+
+if __name__ == '__main__':
+    main()
