@@ -1,0 +1,26 @@
+# Demo miniature of pneumonia.py: data/demo/ (python tools/misc/
+# generate_demo_data.py, then tools/dataset_converters/make_splits.py
+# --data-root data/demo) at 128x80 (w x h), so a CPU run takes seconds.
+_base_ = ['../pneumonia.py']
+
+data_root = 'data/demo/chest_xray/'
+demo_scale = (128, 80)
+
+train_pipeline = [
+    dict(type='LoadXrayImage'),
+    dict(type='Resize', scale=demo_scale, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='mmpretrain.PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadXrayImage'),
+    dict(type='Resize', scale=demo_scale, keep_ratio=False),
+    dict(type='mmpretrain.PackInputs'),
+]
+
+_loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
+train_dataloader = dict(
+    **_loader, dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    **_loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader

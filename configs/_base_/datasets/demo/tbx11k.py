@@ -1,0 +1,36 @@
+# Demo miniature of tbx11k.py: data/demo/ (python tools/misc/
+# generate_demo_data.py, then tools/dataset_converters/make_splits.py
+# --data-root data/demo) at 128x80 (w x h), so a CPU run takes seconds.
+_base_ = ['../tbx11k.py']
+
+data_root = 'data/demo/TBX11K/'
+demo_scale = (128, 80)
+
+train_pipeline = [
+    dict(type='LoadXrayImage'),
+    dict(type='mmdet.LoadAnnotations', with_bbox=True),
+    dict(type='mmdet.Resize', scale=demo_scale, keep_ratio=False),
+    dict(type='mmdet.RandomFlip', prob=0.5),
+    dict(type='mmdet.PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadXrayImage'),
+    dict(type='mmdet.Resize', scale=demo_scale, keep_ratio=False),
+    dict(type='mmdet.LoadAnnotations', with_bbox=True),
+    dict(
+        type='mmdet.PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+
+_loader = dict(num_workers=0, persistent_workers=False)
+train_dataloader = dict(
+    batch_size=2,
+    **_loader,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    **_loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = dict(
+    **_loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+val_evaluator = dict(ann_file=data_root + 'muscle_splits/val.json')
+test_evaluator = dict(ann_file=data_root + 'muscle_splits/test.json')

@@ -1,0 +1,256 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Shared pieces of the nine dataset readers: Table 1, CSV/list parsing,
+split files and the ``on_error`` policy.
+
+Every reader takes ``data_root`` (the folder as distributed), ``split`` and
+``on_error``. Errors name the file and what was expected; with
+``on_error='skip'`` a bad item is dropped, counted and logged, never silently.
+"""
+import csv
+import os
+import os.path as osp
+from typing import Dict, Iterable, List, Sequence
+
+from mmengine.logging import MMLogger
+
+SPLITS = ('train', 'val', 'test')
+SPLIT_DIR = 'muscle_splits'
+MAKE_SPLITS = 'python tools/dataset_converters/make_splits.py'
+
+# MUSCLE Table 1: folder as distributed, reader type and the paper's counts.
+TABLE1: Dict[str, dict] = {
+    'nih':
+    dict(
+        folder='NIH-ChestXray14',
+        type='NIHChestXray14Dataset',
+        counts=dict(train=112120)),
+    'shenzhen':
+    dict(
+        folder='ChinaSet_AllFiles',
+        type='ShenzhenCXRDataset',
+        counts=dict(train=661)),
+    'montgomery':
+    dict(
+        folder='MontgomerySet',
+        type='MontgomeryCXRDataset',
+        counts=dict(train=138)),
+    'indiana':
+    dict(
+        folder='IndianaCXR', type='IndianaCXRDataset',
+        counts=dict(train=7470)),
+    'rsna_boneage':
+    dict(
+        folder='RSNA-BoneAge',
+        type='RSNABoneAgeDataset',
+        counts=dict(train=10811)),
+    'pneumonia':
+    dict(
+        folder='chest_xray',
+        type='KermanyPneumoniaDataset',
+        counts=dict(train=4686, val=585, test=585)),
+    'mura':
+    dict(
+        folder='MURA-v1.1',
+        type='MURADataset',
+        counts=dict(train=32013, val=3997, test=3995)),
+    'lung_masks':
+    dict(
+        folder='Lung Segmentation',
+        type='ChestXrayMasksDataset',
+        counts=dict(train=718, val=89, test=89)),
+    'tbx11k':
+    dict(
+        folder='TBX11K',
+        type='TBX11KDataset',
+        counts=dict(train=640, val=80, test=80)),
+}
+
+IMG_EXTS = ('.png', '.jpg', '.jpeg', '.dcm')
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is missing, malformed or inconsistent."""
+
+
+class ErrorPolicy:
+    """Raise on a bad item (``'raise'``) or drop and count it (``'skip'``)."""
+
+    def __init__(self, on_error: str, name: str) -> None:
+        if on_error not in ('raise', 'skip'):
+            raise ValueError(f"{name}: on_error must be 'raise' or 'skip', "
+                             f'got {on_error!r}')
+        self.on_error = on_error
+        self.name = name
+        self.skipped: List[str] = []
+
+    def __call__(self, msg: str, exc_type: type = DatasetFormatError) -> None:
+        if self.on_error == 'raise':
+            raise exc_type(f'{self.name}: {msg} (pass on_error="skip" to '
+                           'drop such items and count them in the log)')
+        self.skipped.append(msg)
+
+    def report(self) -> None:
+        if not self.skipped:
+            return
+        logger = MMLogger.get_current_instance()
+        shown = '\n  '.join(self.skipped[:10])
+        more = len(self.skipped) - 10
+        logger.warning(f'{self.name}: skipped {len(self.skipped)} item(s):\n  '
+                       f'{shown}' +
+                       (f'\n  ... and {more} more' if more > 0 else ''))
+
+
+def find_dir(root: str, required: str, nests: Sequence[str] = ('', )) -> str:
+    """First of ``root/nest`` holding ``required``; accepts extra nesting
+    folders some releases add (e.g. Kaggle's ``chest_xray/chest_xray``)."""
+    for nest in nests:
+        base = osp.join(root, nest) if nest else root
+        if osp.exists(osp.join(base, required)):
+            return base
+    tried = ', '.join(osp.join(root, n, required) for n in nests)
+    raise FileNotFoundError(f'expected {required!r} in the dataset folder; '
+                            f'tried {tried}. Is data_root the folder as '
+                            'distributed?')
+
+
+def list_files(folder: str, exts: Iterable[str] = IMG_EXTS) -> List[str]:
+    """Sorted file names (no stat) in ``folder`` with one of ``exts``."""
+    exts = tuple(exts)
+    with os.scandir(folder) as it:
+        return sorted(
+            e.name for e in it
+            if e.name.lower().endswith(exts) and not e.name.startswith('.'))
+
+
+def read_csv(path: str, columns: Sequence[str]) -> List[dict]:
+    """Rows of a CSV with a header; error when a column is missing."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'expected the CSV file {path}')
+    with open(path, newline='', encoding='utf-8-sig') as f:
+        reader = csv.DictReader(f, skipinitialspace=True)
+        found = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in found]
+        if missing:
+            raise DatasetFormatError(
+                f'{path}: expected columns {list(columns)}, missing '
+                f'{missing}; found {found}')
+        reader.fieldnames = found
+        return [{c: (r[c] or '').strip() for c in columns} for r in reader]
+
+
+def read_rows(path: str, n_cols: int) -> List[List[str]]:
+    """Rows of a header-less CSV with exactly ``n_cols`` columns."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'expected the CSV file {path}')
+    rows = []
+    with open(path, newline='', encoding='utf-8-sig') as f:
+        for i, row in enumerate(csv.reader(f), 1):
+            if not row or not ''.join(row).strip():
+                continue
+            if len(row) != n_cols:
+                raise DatasetFormatError(
+                    f'{path}, line {i}: expected {n_cols} column(s) '
+                    f'without header, found {len(row)}: {row}')
+            rows.append([c.strip() for c in row])
+    return rows
+
+
+def split_file(data_root: str, split: str) -> str:
+    return osp.join(data_root, SPLIT_DIR, f'{split}.txt')
+
+
+def read_split(data_root: str, split: str, key: str) -> List[str]:
+    """Relative paths of one split written by ``make_splits.py``."""
+    path = split_file(data_root, split)
+    if osp.basename(data_root) == TABLE1[key]['folder']:
+        where = f'--data-root "{osp.dirname(data_root)}"'
+    else:
+        where = f'--root "{key}={data_root}"'
+    cmd = f'{MAKE_SPLITS} {where} --datasets {key}'
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'split file {path} not found; the paper\'s {split} split of '
+            f'{key} is written once by:\n  {cmd}')
+    lines = [ln.strip() for ln in open(path, encoding='utf-8')]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        raise DatasetFormatError(
+            f'split file {path} is empty; expected one relative image path '
+            f'per line. Re-create it with:\n  {cmd} --force')
+    return lines
+
+
+class XrayReaderMixin:
+    """Common constructor of the readers (placed before the library base).
+
+    Args:
+        data_root (str): the dataset folder as distributed.
+        split (str): ``'train'``, ``'val'`` or ``'test'``.
+        pipeline (Sequence): transforms, usually starting with
+            ``LoadXrayImage``.
+        on_error (str): ``'raise'`` (default) or ``'skip'`` bad items.
+        check_files (bool): stat every image (slow on network disks).
+    """
+
+    SOURCE = ''
+    HAS_SPLITS = True  # False: MD-MoCo only, Table 1 has a train column only
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 pipeline: Sequence = (),
+                 on_error: str = 'raise',
+                 check_files: bool = False,
+                 **kwargs) -> None:
+        name = type(self).__name__
+        if split not in SPLITS:
+            raise ValueError(f'{name}: split must be one of {SPLITS}, '
+                             f'got {split!r}')
+        if not self.HAS_SPLITS and split != 'train':
+            raise ValueError(
+                f'{name} is used for MD-MoCo only and has no {split!r} '
+                "split (MUSCLE Table 1: N/A); use split='train'")
+        if not osp.isdir(data_root):
+            raise FileNotFoundError(f'{name}: data_root {data_root} is not a '
+                                    'folder; expected the dataset as '
+                                    'distributed')
+        self.root = osp.abspath(data_root)
+        self.split = split
+        self.errors = ErrorPolicy(on_error, name)
+        self.check_files = check_files
+        kwargs.setdefault('ann_file', '')
+        super().__init__(data_root=self.root, pipeline=pipeline, **kwargs)
+
+    def _item(self, img_path: str, **info) -> dict:
+        return dict(img_path=img_path, source=self.SOURCE, **info)
+
+    def _finish(self, data_list: List[dict]) -> List[dict]:
+        """Optional stat of every image, log skips, refuse an empty split."""
+        if self.check_files:
+            kept = []
+            for info in data_list:
+                if osp.isfile(info['img_path']):
+                    kept.append(info)
+                else:
+                    self.errors(
+                        f'image {info["img_path"]} is listed but '
+                        'does not exist', FileNotFoundError)
+            data_list = kept
+        self.errors.report()
+        if not data_list:
+            raise DatasetFormatError(
+                f'{type(self).__name__}: the {self.split!r} split of '
+                f'{self.root} is empty ({len(self.errors.skipped)} item(s) '
+                'skipped); expected at least one image')
+        return data_list
+
+    def _read_split(self) -> List[str]:
+        return read_split(self.root, self.split, self.SOURCE)
+
+
+def rel_to(path: str, root: str) -> str:
+    return osp.relpath(path, root).replace(os.sep, '/')
+
+
+def stem(name: str) -> str:
+    return osp.splitext(osp.basename(name))[0]

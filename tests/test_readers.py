@@ -1,0 +1,336 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""The nine dataset readers on the demo miniatures and on broken copies.
+
+Expected values come from the files themselves (folder names, CSV rows,
+COCO json boxes), parsed here independently of the readers.
+"""
+import csv
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from muscle_mm.datasets.demo import generate_demo_data
+from muscle_mm.datasets.readers import TABLE1, DatasetFormatError
+from muscle_mm.datasets.readers.splits import grouped_split, write_splits
+from muscle_mm.registry import DATASETS, TRANSFORMS
+
+TASKS = ('pneumonia', 'mura', 'lung_masks', 'tbx11k')
+
+
+def make_splits(root, key, seed=0):
+    reader = DATASETS.get(TABLE1[key]['type'])
+    splits = grouped_split(
+        reader.split_candidates(root), TABLE1[key]['counts'], seed)
+    write_splits(root, splits, dict(seed=seed))
+    return splits
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    """Clean demo data with split files (read-only for the tests)."""
+    out = str(tmp_path_factory.mktemp('demo'))
+    generate_demo_data(out, seed=0)
+    for key in TASKS:
+        make_splits(osp.join(out, TABLE1[key]['folder']), key)
+    return out
+
+
+@pytest.fixture
+def copy_of(demo, tmp_path):
+    """A private copy of one demo dataset, to break."""
+
+    def _copy(key):
+        dst = str(tmp_path / TABLE1[key]['folder'])
+        shutil.copytree(osp.join(demo, TABLE1[key]['folder']), dst)
+        return dst
+
+    return _copy
+
+
+def build(key, root, **kwargs):
+    return DATASETS.build(
+        dict(type=TABLE1[key]['type'], data_root=root, **kwargs))
+
+
+def infos(ds):
+    return [ds.get_data_info(i) for i in range(len(ds))]
+
+
+# ---------------------------------------------------------------- demo data
+
+
+@pytest.mark.parametrize('key', list(TABLE1))
+def test_every_reader_lists_absolute_existing_images(demo, key):
+    root = osp.join(demo, TABLE1[key]['folder'])
+    for split in TABLE1[key]['counts']:
+        items = infos(build(key, root, split=split))
+        assert items
+        for info in items:
+            assert osp.isabs(info['img_path']), info
+            assert osp.isfile(info['img_path']), info
+            assert info['source'] == key
+
+
+def test_md_moco_readers_cover_every_image(demo):
+    nih = osp.join(demo, 'NIH-ChestXray14')
+    with open(osp.join(nih, 'Data_Entry_2017.csv')) as f:
+        rows = list(csv.reader(f))[1:]
+    got = {osp.basename(i['img_path']): i for i in infos(build('nih', nih))}
+    assert set(got) == {r[0] for r in rows}
+    for r in rows:
+        expected = [] if r[1] == 'No Finding' else r[1].split('|')
+        assert got[r[0]]['labels'] == expected
+        assert got[r[0]]['patient_id'] == r[3]
+    for key, pattern in [('shenzhen', 'CXR_png/*.png'),
+                         ('montgomery', 'CXR_png/*.png'),
+                         ('indiana', 'NLMCXR_png/*.png'),
+                         ('rsna_boneage', 'boneage-training-dataset/*.png')]:
+        root = osp.join(demo, TABLE1[key]['folder'])
+        items = infos(build(key, root))
+        assert sorted(i['img_path'] for i in items) == sorted(
+            osp.abspath(p) for p in glob.glob(osp.join(root, pattern)))
+        if key in ('shenzhen', 'montgomery'):
+            for i in items:
+                assert i['tb_label'] == int(i['img_path'][-5])
+
+
+def test_rsna_boneage_labels_match_csv(demo):
+    root = osp.join(demo, 'RSNA-BoneAge')
+    with open(osp.join(root, 'boneage-training-dataset.csv')) as f:
+        rows = {r['id']: r for r in csv.DictReader(f)}
+    for info in infos(build('rsna_boneage', root)):
+        row = rows[osp.basename(info['img_path'])[:-4]]
+        assert info['boneage'] == float(row['boneage'])
+        assert info['male'] == (row['male'] == 'True')
+
+
+@pytest.mark.parametrize('key', ['nih', 'indiana', 'rsna_boneage'])
+def test_md_moco_readers_have_train_only(demo, key):
+    with pytest.raises(ValueError, match="no 'val' split"):
+        build(key, osp.join(demo, TABLE1[key]['folder']), split='val')
+
+
+def test_pneumonia_splits_cover_release_with_folder_labels(demo):
+    root = osp.join(demo, 'chest_xray')
+    all_files = {
+        osp.abspath(p)
+        for p in glob.glob(osp.join(root, '*', '*', '*', '*.jpeg'))
+    }
+    seen, patients = set(), {}
+    for split in ('train', 'val', 'test'):
+        ds = build('pneumonia', root, split=split)
+        assert ds.metainfo['classes'] == ('normal', 'pneumonia')
+        for info in infos(ds):
+            folder = osp.basename(osp.dirname(info['img_path']))
+            assert info['gt_label'] == (folder == 'PNEUMONIA')
+            assert info['img_path'] not in seen
+            seen.add(info['img_path'])
+            m = re.match(r'(person\d+)_|((?:NORMAL2-)?IM-\d+)-',
+                         osp.basename(info['img_path']))
+            patient = m.group(1) or m.group(2)
+            assert patients.setdefault(patient, split) == split, patient
+    assert seen == all_files
+
+
+def test_mura_labels_follow_study_and_patients_stay_in_one_split(demo):
+    root = osp.join(demo, 'MURA-v1.1')
+    patients, n = {}, 0
+    for split in ('train', 'val', 'test'):
+        ds = build('mura', root, split=split)
+        assert ds.metainfo['classes'] == ('negative', 'abnormal')
+        for info in infos(ds):
+            study = osp.basename(osp.dirname(info['img_path']))
+            assert info['gt_label'] == study.endswith('_positive')
+            patient = info['img_path'].split('/')[-3]
+            assert patients.setdefault(patient, split) == split
+            n += 1
+    with open(osp.join(root, 'train_image_paths.csv')) as f1, \
+            open(osp.join(root, 'valid_image_paths.csv')) as f2:
+        assert n == len(f1.read().split()) + len(f2.read().split())
+
+
+def test_lung_masks_give_binary_maps_of_image_size(demo):
+    root = osp.join(demo, 'Lung Segmentation')
+    ds = build('lung_masks', root, split='train')
+    assert ds.metainfo['classes'] == ('background', 'lung')
+    load = TRANSFORMS.build(dict(type='mmseg.LoadAnnotations'))
+    n_masks = len(os.listdir(osp.join(root, 'masks')))
+    total = sum(
+        len(build('lung_masks', root, split=s))
+        for s in ('train', 'val', 'test'))
+    assert total == n_masks  # only images with a mask
+    for info in infos(ds)[:3]:
+        seg = load(dict(info))['gt_seg_map']
+        raw = np.array(Image.open(info['seg_map_path']))
+        assert set(np.unique(seg)) <= {0, 1}
+        np.testing.assert_array_equal(seg, (raw == 255).astype(np.uint8))
+        assert seg.shape == Image.open(info['img_path']).size[::-1]
+
+
+def test_tbx11k_boxes_ids_and_classes_match_json(demo):
+    root = osp.join(demo, 'TBX11K')
+    ref = {}  # file_name -> xyxy boxes by category name, from the jsons
+    for part in ('train', 'val'):
+        coco = json.load(open(f'{root}/annotations/json/TBX11K_{part}.json'))
+        cats = {c['id']: c['name'] for c in coco['categories']}
+        for im in coco['images']:
+            ref[im['file_name']] = sorted(
+                (cats[a['category_id']], a['bbox'][0], a['bbox'][1],
+                 a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3])
+                for a in coco['annotations'] if a['image_id'] == im['id'])
+    names = ('ActiveTuberculosis', 'ObsoletePulmonaryTuberculosis')
+    ids, n_uncertain = set(), 0
+    for split in ('train', 'val', 'test'):
+        ds = build('tbx11k', root, split=split)
+        assert ds.metainfo['classes'] == names
+        for info in infos(ds):
+            boxes = ref[info['img_path'].split('/imgs/')[1]]
+            assert boxes, 'only TB images are used'
+            n_uncertain += sum(b[0] == 'PulmonaryTuberculosis' for b in boxes)
+            got = sorted((names[i['bbox_label']], *i['bbox'])
+                         for i in info['instances'])
+            want = sorted(('ActiveTuberculosis' if b[0] ==
+                           'PulmonaryTuberculosis' else b[0], *b[1:])
+                          for b in boxes)
+            assert got == want
+            assert info['img_id'] not in ids
+            ids.add(info['img_id'])
+    assert len(ids) == sum(1 for b in ref.values() if b)
+    assert n_uncertain > 0  # the demo exercises category 3
+    ds = build('tbx11k', root, split='train', uncertain_tb='ignore')
+    flags = [i['ignore_flag'] for d in infos(ds) for i in d['instances']]
+    assert 0 < sum(flags) < len(flags)
+
+
+# ------------------------------------------------------------- broken input
+
+
+def test_missing_file_listed_in_csv(copy_of):
+    root = copy_of('nih')
+    victim = sorted(glob.glob(f'{root}/images_*/images/*.png'))[3]
+    os.remove(victim)
+    with pytest.raises(
+            FileNotFoundError,
+            match=rf'Data_Entry_2017.csv lists '
+            rf'{osp.basename(victim)}'):
+        build('nih', root)
+    n_rows = len(open(f'{root}/Data_Entry_2017.csv').readlines()) - 1
+    ds = build('nih', root, on_error='skip')
+    assert len(ds) == n_rows - 1
+    assert len(ds.errors.skipped) == 1
+    assert osp.basename(victim) in ds.errors.skipped[0]
+
+
+def test_csv_without_expected_columns(copy_of):
+    root = copy_of('rsna_boneage')
+    path = f'{root}/boneage-training-dataset.csv'
+    text = open(path).read().replace('id,boneage,male', 'id,age,male', 1)
+    open(path, 'w').write(text)
+    with pytest.raises(
+            DatasetFormatError,
+            match=r"boneage-training-dataset.csv: expected "
+            r"columns.*missing \['boneage'\]"):
+        build('rsna_boneage', root)
+
+
+def test_mura_csv_with_wrong_column_count(copy_of):
+    root = copy_of('mura')
+    with open(f'{root}/valid_labeled_studies.csv', 'a') as f:
+        f.write('MURA-v1.1/valid/XR_HAND/patient1/study1_negative/,0,extra\n')
+    with pytest.raises(
+            DatasetFormatError,
+            match='valid_labeled_studies.csv, line .*: expected 2'):
+        build('mura', root, split='train')
+
+
+def test_mask_of_wrong_size(copy_of):
+    root = copy_of('lung_masks')
+    ds = build('lung_masks', root, split='train')
+    info = ds.get_data_info(0)
+    w, h = Image.open(info['img_path']).size
+    Image.new('L', (w + 7, h)).save(info['seg_map_path'])
+    with pytest.raises(DatasetFormatError) as e:
+        build('lung_masks', root, split='train')
+    msg = str(e.value)
+    assert info['seg_map_path'] in msg and info['img_path'] in msg
+    assert f'{w + 7}x{h}' in msg and f'{w}x{h}' in msg
+    skipped = build('lung_masks', root, split='train', on_error='skip')
+    assert len(skipped) == len(ds) - 1
+    assert len(skipped.errors.skipped) == 1
+
+
+def test_box_outside_image(copy_of):
+    root = copy_of('tbx11k')
+    path = f'{root}/annotations/json/TBX11K_train.json'
+    coco = json.load(open(path))
+    ann = coco['annotations'][0]
+    im = next(i for i in coco['images'] if i['id'] == ann['image_id'])
+    ann['bbox'] = [im['width'] - 5, 10, 20, 20]
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert 'TBX11K_train.json' in msg and im['file_name'] in msg
+    assert str(ann['bbox']) in msg
+    ref = build('tbx11k', root, split='train', on_error='skip')
+    assert len(ref.errors.skipped) == 1  # the box is dropped and counted
+    n_boxes = sum(len(i['instances']) for i in infos(ref))
+    ann_img = osp.join(root, 'imgs', im['file_name'])
+    assert all(i['img_path'] != ann_img or len(i['instances']) == sum(
+        a['image_id'] == im['id'] for a in coco['annotations']) - 1
+               for i in infos(ref))
+    assert n_boxes > 0
+
+
+def test_empty_and_missing_split_files(copy_of):
+    root = copy_of('pneumonia')
+    open(f'{root}/muscle_splits/test.txt', 'w').close()
+    with pytest.raises(DatasetFormatError, match='test.txt is empty'):
+        build('pneumonia', root, split='test')
+    os.remove(f'{root}/muscle_splits/val.txt')
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'make_splits.py --data-root .* '
+            r'--datasets pneumonia'):
+        build('pneumonia', root, split='val')
+
+
+def test_check_files_stats_only_when_asked(copy_of):
+    root = copy_of('pneumonia')
+    rel = open(f'{root}/muscle_splits/train.txt').readline().strip()
+    os.remove(osp.join(root, rel))
+    n = len(build('pneumonia', root, split='train'))  # no stat by default
+    with pytest.raises(FileNotFoundError, match=re.escape(rel)):
+        build('pneumonia', root, split='train', check_files=True)
+    ds = build(
+        'pneumonia', root, split='train', check_files=True, on_error='skip')
+    assert len(ds) == n - 1
+
+
+def test_everything_skipped_is_an_empty_split(copy_of):
+    root = copy_of('shenzhen')
+    for p in glob.glob(f'{root}/CXR_png/*.png'):
+        os.rename(p, p.replace('CHNCXR_', 'other_'))
+    with pytest.raises(DatasetFormatError, match='CHNCXR_0001_0.png'):
+        build('shenzhen', root)
+    with pytest.raises(DatasetFormatError, match="'train' split .* empty"):
+        build('shenzhen', root, on_error='skip')
+
+
+def test_bad_arguments(demo, tmp_path):
+    root = osp.join(demo, 'chest_xray')
+    with pytest.raises(ValueError, match='on_error'):
+        build('pneumonia', root, on_error='ignore')
+    with pytest.raises(ValueError, match='split must be one of'):
+        build('pneumonia', root, split='valid')
+    with pytest.raises(FileNotFoundError, match='not a folder'):
+        build('pneumonia', str(tmp_path / 'nope'))
+    with pytest.raises(FileNotFoundError, match='Data_Entry_2017.csv'):
+        build('nih', str(tmp_path))

@@ -1,0 +1,152 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Write the paper's train/val/test split files of the four task datasets.
+
+    python tools/dataset_converters/make_splits.py --data-root data
+    python tools/dataset_converters/make_splits.py --data-root data/demo
+    python tools/dataset_converters/make_splits.py \
+        --root mura=/datasets/MURA-v1.1 --datasets mura
+
+Each dataset gets ``<its folder>/muscle_splits/{train,val,test}.txt`` (one
+path relative to the dataset folder per line) and ``info.json``; TBX11K
+also ``{train,val,test}.json`` (COCO, for the metric's ``ann_file``).
+Splits are patient-aware (Pneumonia, MURA), stratified, and deterministic
+for a seed. The paper's counts (MUSCLE Table 1) are the targets, scaled to
+what the release holds; found vs paper counts are printed, with the
+difference, never faked. Existing split files are kept unless ``--force``.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+from muscle_mm.datasets.readers.base import (SPLIT_DIR, SPLITS, TABLE1,
+                                             ErrorPolicy, split_file)
+from muscle_mm.datasets.readers.lung_masks import ChestXrayMasksDataset
+from muscle_mm.datasets.readers.mura import MURADataset
+from muscle_mm.datasets.readers.pneumonia import KermanyPneumoniaDataset
+from muscle_mm.datasets.readers.splits import (grouped_split,
+                                               largest_remainder, write_splits)
+from muscle_mm.datasets.readers.tbx11k import (TBX11KDataset, coco_subset,
+                                               load_tbx11k)
+
+READERS = {
+    'pneumonia': KermanyPneumoniaDataset,
+    'mura': MURADataset,
+    'lung_masks': ChestXrayMasksDataset,
+    'tbx11k': TBX11KDataset,
+}
+POLICY = {
+    'pneumonia': 'patient-aware (personN / IM-XXXX), stratified by class',
+    'mura': 'patient-aware (patientN) over official train+valid, '
+    'stratified by body part',
+    'lung_masks': 'images with a mask, stratified by source set',
+    'tbx11k': 'TB images of public train+val, stratified by latent TB',
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--data-root',
+        default='data',
+        help='folder holding the datasets as distributed')
+    parser.add_argument(
+        '--root',
+        nargs='*',
+        default=[],
+        metavar='KEY=PATH',
+        help='dataset folder elsewhere than '
+        '<data-root>/<release folder name>')
+    parser.add_argument(
+        '--datasets',
+        nargs='+',
+        default=list(READERS),
+        choices=list(READERS),
+        metavar='KEY')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite existing split files')
+    return parser.parse_args()
+
+
+def count_table(key: str, found: dict) -> str:
+    """Found vs paper counts; ``target`` is the paper's ratio applied to
+    the images found (what a group-aware split aims at)."""
+    paper = TABLE1[key]['counts']
+    target = largest_remainder(sum(found.values()), paper)
+    rows = []
+    for s in SPLITS:
+        d = found[s] - paper[s]
+        rows.append(f'  {s:<5} found {found[s]:6d}  paper {paper[s]:6d}  ' +
+                    ('ok' if d == 0 else f'difference {d:+d}') +
+                    f'  (target for this release {target[s]})')
+    return '\n'.join(rows)
+
+
+def write_coco(root: str, splits: dict) -> None:
+    """COCO json per split with the reader's image ids (metric ann_file)."""
+    records = load_tbx11k(root, ErrorPolicy('raise', 'TBX11K'))
+    for s, rels in splits.items():
+        with open(osp.join(root, SPLIT_DIR, f'{s}.json'), 'w') as f:
+            json.dump(coco_subset(records, rels), f)
+
+
+def make_one(key: str, root: str, seed: int, force: bool) -> dict:
+    paths = [split_file(root, s) for s in SPLITS]
+    if all(osp.isfile(p) for p in paths) and not force:
+        found = {
+            s: sum(1 for ln in open(p) if ln.strip())
+            for s, p in zip(SPLITS, paths)
+        }
+        print(f'{key}: split files exist in {osp.dirname(paths[0])}, kept '
+              '(--force to rewrite)')
+        if key == 'tbx11k':
+            write_coco(
+                root, {
+                    s: [ln.strip() for ln in open(p) if ln.strip()]
+                    for s, p in zip(SPLITS, paths)
+                })
+        return found
+    items = READERS[key].split_candidates(root)
+    if not items:
+        raise SystemExit(f'{key}: no image found in {root}')
+    splits = grouped_split(items, TABLE1[key]['counts'], seed)
+    found = {s: len(v) for s, v in splits.items()}
+    write_splits(
+        root, splits,
+        dict(
+            dataset=key,
+            seed=seed,
+            policy=POLICY[key],
+            found=found,
+            paper=TABLE1[key]['counts'],
+            candidates=len(items)))
+    if key == 'tbx11k':
+        write_coco(root, splits)
+    print(f'{key}: {len(items)} images, {POLICY[key]}, seed {seed} -> '
+          f'{osp.dirname(paths[0])}')
+    return found
+
+
+def main():
+    args = parse_args()
+    roots = {k: osp.join(args.data_root, TABLE1[k]['folder']) for k in READERS}
+    for spec in args.root:
+        key, _, path = spec.partition('=')
+        if key not in READERS or not path:
+            raise SystemExit(f'--root {spec!r}: expected KEY=PATH with KEY '
+                             f'in {list(READERS)}')
+        roots[key] = path
+    missing = 0
+    for key in args.datasets:
+        if not osp.isdir(roots[key]):
+            print(f'{key}: {roots[key]} not found, skipped')
+            missing += 1
+            continue
+        found = make_one(key, roots[key], args.seed, args.force)
+        print(count_table(key, found))
+    return 1 if missing == len(args.datasets) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
