@@ -1,0 +1,376 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Loading of X-ray images of any public format onto the paper's grey scale.
+
+MUSCLE (Sec. 2.1) z-scores every image with mean 122.786 / std 18.390, two
+numbers measured on the 0-255 grey scale. The nine datasets arrive as 8-bit
+PNG/JPEG, 16-bit PNG (often 12-bit data) and, in clinical exports, DICOM, so
+one loader brings them all onto that scale before mmcv's stock ``Resize`` and
+the models' data preprocessors take over.
+"""
+from io import BytesIO
+from typing import Optional, Tuple
+
+import cv2
+import mmengine.fileio as fileio
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.logging import MMLogger
+
+from muscle_mm.registry import TRANSFORMS
+
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+JPEG_MAGIC = b'\xff\xd8'
+DICOM_SUFFIXES = ('.dcm', '.dicom', '.dic')
+INTENSITY_MAPPINGS = ('minmax', 'bit_depth')
+
+
+class XrayDecodeError(OSError):
+    """An image file exists but cannot be decoded as an X-ray image."""
+
+
+def _decode_error(path: str, what: str) -> XrayDecodeError:
+    return XrayDecodeError(f"cannot decode '{path}' as an image ({what})")
+
+
+def is_dicom(data: bytes, path: str) -> bool:
+    """DICOM by its 'DICM' magic after the 128-byte preamble, or by suffix
+    for the preamble-less files some exporters write."""
+    return data[128:132] == b'DICM' or path.lower().endswith(DICOM_SUFFIXES)
+
+
+def check_complete(data: bytes, path: str) -> None:
+    """Raise if a PNG/JPEG byte stream was cut short.
+
+    Some OpenCV builds decode a truncated JPEG into a half-grey image with
+    only a warning; a complete file ends its last scan (JPEG ``SOS``) with an
+    ``EOI`` marker and its last ``IDAT`` chunk with ``IEND`` (PNG).
+    """
+    if data[:8] == PNG_MAGIC:
+        complete = data.rfind(b'IEND') > data.rfind(b'IDAT')
+    elif data[:2] == JPEG_MAGIC:
+        complete = data.rfind(b'\xff\xd9') > data.rfind(b'\xff\xda')
+    else:
+        return
+    if not complete:
+        raise _decode_error(
+            path, 'truncated: the file ends before its '
+            'end-of-image marker')
+
+
+def to_grey(img: np.ndarray, order: str = 'bgr') -> np.ndarray:
+    """One grey channel from grey, grey+alpha, RGB or RGBA pixels.
+
+    Colour uses ITU-R 601 luma (what PIL's ``'L'`` and cv2 use); alpha is
+    dropped, as X-ray exports only carry an opaque one.
+    """
+    if img.ndim == 2:
+        return img
+    channels = img.shape[2]
+    if channels == 1:
+        return img[..., 0]
+    if channels in (3, 4):
+        code = {
+            ('bgr', 3): cv2.COLOR_BGR2GRAY,
+            ('bgr', 4): cv2.COLOR_BGRA2GRAY,
+            ('rgb', 3): cv2.COLOR_RGB2GRAY,
+            ('rgb', 4): cv2.COLOR_RGBA2GRAY,
+        }[order, channels]
+        return cv2.cvtColor(img, code)
+    raise ValueError(f'expected 1, 3 or 4 channels, got {channels}')
+
+
+def nominal_range(img: np.ndarray) -> Tuple[float, float]:
+    """The range an integer image's dtype can hold, e.g. 0-65535."""
+    info = np.iinfo(img.dtype)
+    return float(info.min), float(info.max)
+
+
+def _dicom_lut_bits(item) -> int:
+    return int(item.LUTDescriptor[2])
+
+
+def dicom_output_range(ds, voi: Optional[str]) -> Tuple[float, float]:
+    """The range pydicom's modality / VOI LUT output lies in.
+
+    The same rule as ``pydicom.pixels.apply_windowing``: the stored range
+    (``BitsStored``, signed or not) through rescale slope/intercept, or
+    ``0..2**n-1`` for a LUT with ``n`` output bits.
+    """
+    if voi == 'lut':
+        return 0.0, float(2**_dicom_lut_bits(ds.VOILUTSequence[0]) - 1)
+    if ds.get('ModalityLUTSequence'):
+        return 0.0, float(2**_dicom_lut_bits(ds.ModalityLUTSequence[0]) - 1)
+    bits = int(ds.BitsStored)
+    if int(ds.get('PixelRepresentation', 0)) == 0:
+        lo, hi = 0.0, float(2**bits - 1)
+    else:
+        lo, hi = float(-2**(bits - 1)), float(2**(bits - 1) - 1)
+    slope = ds.get('RescaleSlope', None)
+    if slope is not None:
+        intercept = float(ds.get('RescaleIntercept', 0.0))
+        lo, hi = lo * float(slope) + intercept, hi * float(slope) + intercept
+    return min(lo, hi), max(lo, hi)
+
+
+def _apply_luts(arr: np.ndarray, ds, apply_voi: bool):
+    """Modality LUT (slope/intercept) then VOI LUT or window, via pydicom."""
+    try:  # pydicom >= 3
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:  # pydicom 2.x
+        from pydicom.pixel_data_handlers.util import (apply_modality_lut,
+                                                      apply_voi_lut)
+    arr = apply_modality_lut(arr, ds)
+    voi = None
+    if apply_voi:
+        if ds.get('VOILUTSequence'):
+            voi = 'lut'
+        elif ds.get('WindowCenter') is not None \
+                and ds.get('WindowWidth') is not None:
+            voi = 'window'
+    if voi is not None:
+        arr = apply_voi_lut(arr, ds, index=0)
+    return arr, voi
+
+
+@TRANSFORMS.register_module()
+class LoadXrayImage(BaseTransform):
+    """Load an X-ray (PNG 8/16-bit, JPEG, DICOM) as grey levels on 0-255.
+
+    The 0-255 scale is the one the paper's z-score constants (mean 122.786,
+    std 18.390, MUSCLE Sec. 2.1) refer to; the data preprocessor of each
+    model applies them afterwards. Steps:
+
+    1. Read bytes with :func:`mmengine.fileio.get` (any storage backend).
+       PNG/JPEG are decoded by ``cv2.imdecode(IMREAD_UNCHANGED)``, keeping
+       16-bit depth (EXIF orientation is not applied); a file cut short is
+       an error even where OpenCV would return a half-grey image. DICOM is
+       read by pydicom, applying rescale slope/intercept (modality LUT),
+       then the VOI LUT or window center/width when present.
+    2. RGB/RGBA (and grey+alpha) collapse to one grey channel (luma).
+    3. Intensity mapping to 0-255. 8-bit PNG/JPEG are taken as they are: the
+       paper's constants were measured on such images. Everything else
+       (16-bit PNG, DICOM) is mapped linearly, by ``intensity_mapping``:
+
+       - ``'minmax'`` (default): the image's own ``[min, max]`` onto
+         ``[0, 255]``. Robust to 12-bit data stored in 16-bit PNGs, which
+         ``'bit_depth'`` would leave at 1/16 of the brightness.
+       - ``'bit_depth'``: the range the source can hold onto ``[0, 255]``:
+         ``0..65535`` for a 16-bit PNG; for DICOM the output range of the
+         LUT step (``BitsStored`` through slope/intercept, or the LUT's
+         output bits), as pydicom defines it for windowing.
+
+       A constant image maps to 0. The result is ``round(255 * (x - lo) /
+       (hi - lo))`` as ``uint8``, or unrounded ``float32`` with
+       ``to_float32=True``.
+    4. ``MONOCHROME1`` DICOM (air bright) is inverted to ``255 - y`` so that
+       air is dark, as in every other source; a Presentation LUT Shape of
+       ``INVERSE`` flips it once more.
+    5. ``to_channels=3`` replicates the grey channel for backbones built for
+       RGB (``img`` is ``H x W x 3``); ``to_channels=1`` keeps ``H x W`` as
+       mmcv's grey loading does, for a backbone with ``in_channels=1``
+       (in a config inheriting ``configs/_base_/xray_constants.py``)::
+
+           pipeline = [dict(type='LoadXrayImage', to_channels=1), ...]
+           model = dict(
+               data_preprocessor=dict(mean=_base_.xray_mean[:1],
+                                      std=_base_.xray_std[:1],
+                                      to_rgb=False),
+               backbone=dict(type='mmpretrain.ResNet', depth=18,
+                             in_channels=1))
+
+    Added keys: ``img``, ``img_shape``, ``ori_shape`` (h, w), ``bit_depth``
+    (8, 16 or the DICOM ``BitsStored``), ``source_dtype`` (dtype of the
+    decoded pixels, e.g. ``'uint16'``) and ``intensity_range`` (the
+    ``(lo, hi)`` mapped onto 0-255).
+
+    Args:
+        to_channels (int): 3 (grey replicated) or 1. Defaults to 3.
+        to_float32 (bool): Output ``float32`` on 0-255 instead of ``uint8``.
+            Defaults to False.
+        intensity_mapping (str): ``'minmax'`` or ``'bit_depth'``, see above.
+            Defaults to ``'minmax'``.
+        apply_voi (bool): Apply a DICOM's VOI LUT / window. Defaults to True.
+        on_error (str): ``'raise'`` on a missing or undecodable file, or
+            ``'skip'``: log the file and the running count of skipped ones
+            and return None, so the dataset draws another image. Defaults to
+            ``'raise'``.
+        backend_args (dict, optional): Arguments of the file backend.
+    """
+
+    def __init__(self,
+                 to_channels: int = 3,
+                 to_float32: bool = False,
+                 intensity_mapping: str = 'minmax',
+                 apply_voi: bool = True,
+                 on_error: str = 'raise',
+                 backend_args: Optional[dict] = None) -> None:
+        if to_channels not in (1, 3):
+            raise ValueError(f'LoadXrayImage: to_channels must be 1 or 3, got '
+                             f'{to_channels!r}')
+        if intensity_mapping not in INTENSITY_MAPPINGS:
+            raise ValueError(
+                f'LoadXrayImage: intensity_mapping must be one of '
+                f'{INTENSITY_MAPPINGS}, got {intensity_mapping!r}')
+        if on_error not in ('raise', 'skip'):
+            raise ValueError("LoadXrayImage: on_error must be 'raise' or "
+                             f"'skip', got {on_error!r}")
+        self.to_channels = to_channels
+        self.to_float32 = to_float32
+        self.intensity_mapping = intensity_mapping
+        self.apply_voi = apply_voi
+        self.on_error = on_error
+        self.backend_args = backend_args.copy() if backend_args else None
+        self.num_skipped = 0
+
+    def transform(self, results: dict) -> Optional[dict]:
+        if 'img_path' not in results:
+            raise KeyError("LoadXrayImage: results has no 'img_path'; the "
+                           'dataset must give each item an image path')
+        path = results['img_path']
+        try:
+            img, bit_depth, dtype, lo_hi = self._read(path)
+        except (OSError, ValueError) as err:
+            if self.on_error == 'raise':
+                raise
+            self.num_skipped += 1
+            MMLogger.get_current_instance().warning(
+                f'LoadXrayImage skipped {path}: {err} '
+                f'({self.num_skipped} skipped so far in this process)')
+            return None
+
+        if self.to_channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        results['bit_depth'] = bit_depth
+        results['source_dtype'] = dtype
+        results['intensity_range'] = lo_hi
+        return results
+
+    def _read(self, path: str):
+        """Decode to one grey channel on 0-255; returns the pixels, bit
+        depth, source dtype and the (lo, hi) mapped onto 0-255 (None for
+        8-bit images kept as they are)."""
+        try:
+            data = fileio.get(path, backend_args=self.backend_args)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"X-ray image '{path}' does not exist; check the dataset's "
+                'data_root and its file list') from None
+        if len(data) == 0:
+            raise _decode_error(path, 'the file is empty')
+        if is_dicom(data, path):
+            return self._read_dicom(data, path)
+
+        check_complete(data, path)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise _decode_error(
+                path, 'truncated or not an image file; expected PNG, JPEG '
+                'or DICOM')
+        if img.dtype not in (np.uint8, np.uint16):
+            raise _decode_error(
+                path, f'{img.dtype} pixels; expected 8- or 16-bit grey')
+        img = to_grey(img, 'bgr')
+        dtype, bit_depth = str(img.dtype), 8 * img.dtype.itemsize
+        if img.dtype == np.uint8:  # already on the paper's scale
+            img = img.astype(np.float32) if self.to_float32 else img
+            return img, bit_depth, dtype, None
+        if self.intensity_mapping == 'bit_depth':
+            lo, hi = nominal_range(img)
+        else:  # cv2: one pass, no temporary array
+            lo, hi = cv2.minMaxLoc(img)[:2]
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        if self.to_float32:
+            img = (img.astype(np.float32) - np.float32(lo)) * np.float32(scale)
+        else:  # one pass in C; img >= lo, so the absolute value is a no-op
+            img = cv2.convertScaleAbs(img, alpha=scale, beta=-lo * scale)
+        return img, bit_depth, dtype, (float(lo), float(hi))
+
+    def _read_dicom(self, data: bytes, path: str):
+        import pydicom
+        try:
+            ds = pydicom.dcmread(BytesIO(data), force=True)
+            raw = ds.pixel_array
+        except Exception as err:  # pydicom raises many kinds
+            raise _decode_error(
+                path, f'DICOM without decodable pixel data: {err}; '
+                'compressed transfer syntaxes need pylibjpeg or gdcm')
+        if int(ds.get('NumberOfFrames', 1) or 1) > 1:
+            raise _decode_error(
+                path, f'{ds.NumberOfFrames}-frame DICOM; expected a single '
+                'radiograph')
+        photometric = str(ds.get('PhotometricInterpretation', 'MONOCHROME2'))
+        bit_depth = int(ds.get('BitsStored', 8 * raw.dtype.itemsize))
+        if photometric.startswith('MONOCHROME'):
+            img, lo_hi = self._dicom_grey(raw, ds)
+        elif raw.ndim == 3 and raw.shape[-1] in (3, 4):
+            # pydicom already converted YBR to RGB; no LUTs for colour
+            grey = to_grey(raw, 'rgb')
+            if grey.dtype == np.uint8:  # as an 8-bit PNG: kept as it is
+                lo_hi = None
+                img = grey.astype(np.float32) if self.to_float32 else grey
+            else:
+                lo_hi = self._range(grey, nominal_range(grey))
+                img = self._to_255(grey, lo_hi, invert=False)
+        else:
+            raise _decode_error(
+                path, f"photometric interpretation '{photometric}'; expected"
+                ' MONOCHROME1/2 or RGB')
+        return img, bit_depth, str(raw.dtype), lo_hi
+
+    def _dicom_grey(self, raw: np.ndarray, ds):
+        """Modality + VOI LUT and the 0-255 mapping of a grey DICOM.
+
+        For 8/16-bit pixels pydicom's LUT functions run once on every
+        possible stored value and the image is looked up in the resulting
+        table: exactly pydicom's output, several times faster than running
+        them on millions of pixels. ``'minmax'`` then takes the table's
+        range over the image's stored range, the image's own range for the
+        monotonic LUTs (rescale, windows) DICOM uses.
+        """
+        invert = (str(ds.PhotometricInterpretation) == 'MONOCHROME1') != (
+            str(ds.get('PresentationLUTShape', '')).upper() == 'INVERSE')
+        if raw.dtype.kind in 'iu' and raw.dtype.itemsize <= 2:
+            unsigned = np.dtype(f'uint{8 * raw.dtype.itemsize}')
+            keys = np.arange(2**(8 * raw.dtype.itemsize), dtype=np.int64)
+            keys = keys.astype(unsigned).view(raw.dtype)  # table order
+            table, voi = _apply_luts(keys, ds, self.apply_voi)
+            lo_s, hi_s = cv2.minMaxLoc(raw)[:2]
+            stored = np.arange(int(lo_s), int(hi_s) + 1).astype(raw.dtype)
+            used = table[stored.view(unsigned)]
+            lo_hi = self._range(used, dicom_output_range(ds, voi))
+            table = self._to_255(np.asarray(table, np.float64), lo_hi, invert)
+            return table[raw.view(unsigned)], lo_hi
+        arr, voi = _apply_luts(raw, ds, self.apply_voi)
+        arr = np.asarray(arr, np.float64)
+        lo_hi = self._range(arr, dicom_output_range(ds, voi))
+        return self._to_255(arr, lo_hi, invert), lo_hi
+
+    def _range(self, values: np.ndarray,
+               nominal: Tuple[float, float]) -> Tuple[float, float]:
+        """The (lo, hi) that ``intensity_mapping`` maps onto 0-255."""
+        if self.intensity_mapping == 'bit_depth':
+            return float(nominal[0]), float(nominal[1])
+        return float(np.min(values)), float(np.max(values))
+
+    def _to_255(self, values: np.ndarray, lo_hi: Tuple[float, float],
+                invert: bool) -> np.ndarray:
+        lo, hi = lo_hi
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        out = (np.clip(values, lo, hi) - lo) * scale
+        if not self.to_float32:
+            out = np.rint(out)
+        if invert:  # after rounding: exactly 255 - the uninverted image
+            out = 255.0 - out
+        return out.astype(np.float32 if self.to_float32 else np.uint8)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}('
+                f'to_channels={self.to_channels}, '
+                f'to_float32={self.to_float32}, '
+                f"intensity_mapping='{self.intensity_mapping}', "
+                f'apply_voi={self.apply_voi}, '
+                f"on_error='{self.on_error}', "
+                f'backend_args={self.backend_args})')
