@@ -1,1 +1,3 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
+from .hooks import *  # noqa: F401,F403
+from .schedulers import *  # noqa: F401,F403

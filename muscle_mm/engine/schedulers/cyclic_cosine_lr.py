@@ -1,0 +1,167 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Cyclic cosine schedule of MUSCLE stage 2 (Eq. 1, Sec. 2.2)."""
+import math
+from typing import List, Optional, Union
+
+from mmengine.optim import BaseOptimWrapper
+from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
+from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
+from torch.optim import Optimizer
+
+from muscle_mm.registry import PARAM_SCHEDULERS
+
+
+@PARAM_SCHEDULERS.register_module()
+class CyclicCosineParamScheduler(_ParamScheduler):
+    r"""Cyclic cosine schedule of any optimizer parameter (MUSCLE Eq. 1).
+
+    .. math::
+        \eta_t = \eta_{min}^i + \frac{1}{2}(\eta_{max} - \eta_{min})
+        \left(1 + \cos\left(\frac{t}{T} \cdot 2\pi\right)\right),
+        \quad i = \lfloor t / T \rfloor
+
+    where :math:`t` counts scheduler steps from ``begin``, :math:`\eta_{max}`
+    is the group's initial value (``initial_lr`` for the learning rate) and
+    :math:`T` is ``period``. Eq. 1 is ambiguous; what we chose:
+
+    - **Full wave (2π), as written.** Within one period the value goes
+      max → min (at ``t = T/2``) → back to max, unlike SGDR's restart
+      schedule (``π·t/T``, mmengine's ``CosineRestartLR``). ``T`` is therefore
+      one full cycle; for an SGDR-like half wave use ``CosineRestartLR``.
+    - **η_min^i vs η_min.** We read η_min^i as the minimum of the i-th cycle,
+      ``eta_min * eta_min_decay ** i``, and keep the amplitude on the
+      un-indexed η_min exactly as written. The default ``eta_min_decay=1``
+      makes both the same, i.e. a plain periodic cosine.
+    - **T_i** is defined in the text but never used in Eq. 1; there is one
+      period ``T`` for the whole schedule.
+
+    The value is computed in closed form from ``t`` (not chained from the
+    previous value), so a resumed run continues the cycle exactly from the
+    saved ``last_step``, and a warm-up scheduler may precede it
+    (``begin`` = end of warm-up). Its value overrides, rather than scales,
+    any other scheduler active on the same parameter at the same steps.
+
+    Args:
+        optimizer (Optimizer or BaseOptimWrapper): Wrapped optimizer.
+        param_name (str): Name of the parameter to schedule, e.g. ``lr``.
+        period (int): ``T`` of Eq. 1, steps per cycle (iterations, or epochs
+            when ``by_epoch=True``). One task-iterate or one round of the
+            multi-task CL loop are the natural choices: there an epoch is one
+            task-iterate, so ``by_epoch=True, period=len(tasks)`` is one
+            cosine wave per round at task-iterate granularity, and
+            ``by_epoch=False`` takes ``period`` in iterations (tasks differ in
+            length, so give the round's total for one wave per round).
+        eta_min (float, optional): ``η_min``. Defaults to None, which means
+            0 unless ``eta_min_ratio`` is given.
+        eta_min_ratio (float, optional): ``η_min`` as a ratio of each group's
+            ``η_max``. Mutually exclusive with ``eta_min``. Defaults to None.
+        eta_min_decay (float): Factor applied to ``η_min`` at every new cycle
+            (``η_min^i``). Defaults to 1 (no decay).
+        begin (int): Step at which the schedule starts. Defaults to 0.
+        end (int): Step at which it stops. Defaults to INF.
+        last_step (int): Index of the last step, for resuming without a state
+            dict. Defaults to -1.
+        by_epoch (bool): Whether steps are epochs. Defaults to True.
+        verbose (bool): Whether to print every update. Defaults to False.
+    """
+
+    def __init__(self,
+                 optimizer: Union[Optimizer, BaseOptimWrapper],
+                 param_name: str,
+                 period: int,
+                 eta_min: Optional[float] = None,
+                 eta_min_ratio: Optional[float] = None,
+                 eta_min_decay: float = 1.0,
+                 begin: int = 0,
+                 end: int = INF,
+                 last_step: int = -1,
+                 by_epoch: bool = True,
+                 verbose: bool = False):
+        if not isinstance(period, int) or period <= 0:
+            raise ValueError(f'{type(self).__name__}: `period` (T of Eq. 1) '
+                             f'must be a positive int number of steps, but '
+                             f'got {period!r}.')
+        if eta_min is not None and eta_min_ratio is not None:
+            raise ValueError(f'{type(self).__name__}: give `eta_min` or '
+                             f'`eta_min_ratio`, not both (got {eta_min} and '
+                             f'{eta_min_ratio}).')
+        if eta_min_decay <= 0:
+            raise ValueError(f'{type(self).__name__}: `eta_min_decay` must be '
+                             f'> 0, but got {eta_min_decay}.')
+        self.period = period
+        self.eta_min = 0. if eta_min is None and eta_min_ratio is None \
+            else eta_min
+        self.eta_min_ratio = eta_min_ratio
+        self.eta_min_decay = eta_min_decay
+        super().__init__(
+            optimizer,
+            param_name=param_name,
+            begin=begin,
+            end=end,
+            last_step=last_step,
+            by_epoch=by_epoch,
+            verbose=verbose)
+
+    @classmethod
+    def build_iter_from_epoch(cls,
+                              *args,
+                              period: int,
+                              begin: int = 0,
+                              end: int = INF,
+                              by_epoch: bool = True,
+                              epoch_length: Optional[int] = None,
+                              **kwargs):
+        """Build an iter-based instance from an epoch-based config
+        (``convert_to_iter_based=True``)."""
+        assert by_epoch, 'Only epoch-based kwargs whose `by_epoch=True` can ' \
+                         'be converted to iter-based.'
+        assert epoch_length is not None and epoch_length > 0, \
+            f'`epoch_length` must be a positive integer, ' \
+            f'but got {epoch_length}.'
+        begin = int(begin * epoch_length)
+        if end != INF:
+            end = int(end * epoch_length)
+        return cls(
+            *args,
+            period=int(period * epoch_length),
+            begin=begin,
+            end=end,
+            by_epoch=False,
+            **kwargs)
+
+    def _get_value(self) -> List[float]:
+        """Eq. 1 in closed form at ``t = self.last_step``."""
+        cycle, t_in_cycle = divmod(self.last_step, self.period)
+        cos_term = 1 + math.cos(2 * math.pi * t_in_cycle / self.period)
+        values = []
+        for eta_max in self.base_values:
+            eta_min = (
+                self.eta_min if self.eta_min_ratio is None else eta_max *
+                self.eta_min_ratio)
+            eta_min_i = eta_min * self.eta_min_decay**cycle
+            values.append(eta_min_i + 0.5 * (eta_max - eta_min) * cos_term)
+        return values
+
+
+@PARAM_SCHEDULERS.register_module()
+class CyclicCosineLR(LRSchedulerMixin, CyclicCosineParamScheduler):
+    r"""Cyclic cosine learning rate of MUSCLE stage 2 (Eq. 1, Sec. 2.2).
+
+    :math:`\eta_{max}` is the optimizer's initial ``lr``; see
+    :class:`CyclicCosineParamScheduler` for the formula and how its
+    ambiguities were resolved.
+
+    Args:
+        optimizer (Optimizer or BaseOptimWrapper): Wrapped optimizer.
+        period (int): ``T`` of Eq. 1, steps per full cosine cycle.
+        eta_min (float, optional): Minimum learning rate. Defaults to None
+            (0 unless ``eta_min_ratio`` is given).
+        eta_min_ratio (float, optional): Minimum as a ratio of the initial
+            learning rate. Defaults to None.
+        eta_min_decay (float): Per-cycle factor on the minimum. Defaults to 1.
+        begin (int): Step at which the schedule starts. Defaults to 0.
+        end (int): Step at which it stops. Defaults to INF.
+        last_step (int): Index of the last step. Defaults to -1.
+        by_epoch (bool): Whether steps are epochs. Defaults to True.
+        verbose (bool): Whether to print every update. Defaults to False.
+    """
