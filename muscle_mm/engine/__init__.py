@@ -1,3 +1,4 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 from .hooks import *  # noqa: F401,F403
+from .loops import *  # noqa: F401,F403
 from .schedulers import *  # noqa: F401,F403

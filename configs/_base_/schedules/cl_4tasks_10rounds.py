@@ -1,0 +1,53 @@
+# MUSCLE stage 2 (Sec. 2.2): multi-task continual learning on the four task
+# datasets. 10 rounds; each round visits the 4 tasks one by one, 1 epoch
+# each, in an order reshuffled every round (from the experiment seed); cyclic
+# cosine learning rate (Eq. 1) and L2-SP towards the backbone of the previous
+# task-iterate (Eq. 2). MUSCLE-- (configs/muscle/muscle_minus_*.py) switches
+# the last three off.
+tasks = ['pneumonia', 'mura', 'lung', 'tbx']
+
+# Each task's data comes from its dataset config, given by path: the four
+# files define the same names (train_dataloader, ...), so they cannot all be
+# `_base_` of one config. The loops read the named entry of each file.
+train_dataloader = dict(
+    pneumonia='{{ fileDirname }}/../datasets/pneumonia.py',
+    mura='{{ fileDirname }}/../datasets/mura.py',
+    lung='{{ fileDirname }}/../datasets/lung.py',
+    tbx='{{ fileDirname }}/../datasets/tbx11k.py')
+val_dataloader = train_dataloader  # their `val_dataloader`
+val_evaluator = train_dataloader  # their `val_evaluator`
+
+train_cfg = dict(
+    type='MultiTaskCLLoop',
+    tasks=tasks,
+    rounds=10,  # "10 rounds of learning process"
+    epochs_per_task=1,  # "each iterate ... trains ... with 1 epoch"
+    reshuffle=True,  # "reshuffle the order of tasks in every round"
+    # every task is validated after every task-iterate: the accuracy matrix
+    # (task x iterate) and forgetting; 'round' validates 4x less often
+    val_interval='iterate',
+    score_keys=dict(
+        pneumonia='binary/accuracy',
+        mura='binary/accuracy',
+        lung='lung/mIoU',
+        tbx='tbx/mAP'))
+val_cfg = dict(type='MultiTaskValLoop')
+
+# The paper gives no optimizer settings; SGD as mmpretrain/mmseg/mmdet use.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
+    # L2-SP's ridge term replaces weight decay on the backbone (Eq. 2)
+    paramwise_cfg=dict(custom_keys={'backbone': dict(decay_mult=0.)}))
+
+# Eq. 1, period T = one round in iterations at the dataset configs' batch
+# sizes: ceil(4686/16) + ceil(32013/16) + ceil(718/8) + ceil(640/4)
+iters_per_round = 293 + 2001 + 90 + 160
+param_scheduler = dict(
+    type='CyclicCosineLR',
+    by_epoch=False,
+    period=iters_per_round,
+    eta_min=1e-4)
+
+# Eq. 2: w0 = the backbone left by the previous task-iterate
+custom_hooks = [dict(type='L2SPHook', anchor='previous')]

@@ -1,0 +1,26 @@
+# cl_r18.py on the demo data (python tools/misc/generate_demo_data.py --out
+# data/demo, then python tools/dataset_converters/make_splits.py --data-root
+# data/demo) at 128x80 px: 2 rounds, validated after each round; a few
+# minutes on 2 CPU cores.
+_base_ = ['../cl_r18.py']
+
+train_dataloader = dict(
+    _delete_=True,
+    pneumonia='{{ fileDirname }}/../../_base_/datasets/demo/pneumonia.py',
+    mura='{{ fileDirname }}/../../_base_/datasets/demo/mura.py',
+    lung='{{ fileDirname }}/../../_base_/datasets/demo/lung.py',
+    tbx='{{ fileDirname }}/../../_base_/datasets/demo/tbx11k.py')
+val_dataloader = train_dataloader
+val_evaluator = train_dataloader
+
+train_cfg = dict(
+    rounds=2,
+    val_interval='round',
+    # two workers per task, kept alive across task switches; a last batch of
+    # one image would break BatchNorm in DeepLabV3's image pooling
+    loader_overrides=dict(
+        num_workers=2, persistent_workers=True, drop_last=True))
+# Eq. 1 period = one demo round: 43 + 31 + 10 + 12 iterations at batch 2
+iters_per_round = 96
+param_scheduler = dict(period=iters_per_round)
+default_hooks = dict(logger=dict(interval=5))

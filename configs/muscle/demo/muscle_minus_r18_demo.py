@@ -1,0 +1,7 @@
+# muscle_minus_r18.py on the demo data (see cl_r18_demo.py).
+_base_ = ['./cl_r18_demo.py']
+
+train_cfg = dict(reshuffle=False)
+param_scheduler = None
+custom_hooks = []
+optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))

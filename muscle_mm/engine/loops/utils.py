@@ -1,0 +1,44 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+import os.path as osp
+from typing import Sequence, Union
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+def check_task_dict(what: str, value, tasks: Sequence[str]) -> None:
+    """Fail with a clear message unless ``value`` has an entry per task."""
+    if not isinstance(value, dict) or 'type' in value or 'dataset' in value:
+        raise TypeError(
+            f'{what} must be a dict of task name -> config (one per task of '
+            f'{list(tasks)}), got {type(value).__name__} with keys '
+            f'{list(value) if isinstance(value, dict) else None}.')
+    missing = [t for t in tasks if t not in value]
+    if missing:
+        raise KeyError(f'{what} has no entry for task(s) {missing}; it has '
+                       f'{list(value)}. Add one per task.')
+
+
+def task_entry(value: Union[dict, str], key: str, task: str):
+    """A task's config, given inline or as the path of a dataset config.
+
+    A path (e.g. ``configs/_base_/datasets/pneumonia.py``) stands for that
+    file's ``key`` (``train_dataloader``, ``val_dataloader``,
+    ``val_evaluator``): the dataset configs of the four tasks all define the
+    same names, so one config cannot inherit them all as ``_base_``.
+    """
+    if not isinstance(value, str):
+        return value
+    if not osp.isfile(value):
+        raise FileNotFoundError(f'The {key} of task "{task}" points to '
+                                f'"{value}", which does not exist.')
+    cfg = Config.fromfile(value)
+    if key not in cfg:
+        raise KeyError(f'The {key} of task "{task}" points to "{value}", '
+                       f'which defines no `{key}`.')
+    return cfg[key]

@@ -1,0 +1,448 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""MultiTaskCLLoop (MUSCLE Sec. 2.2) on tiny in-test datasets.
+
+The fifth task (bone-age regression) is a third party's: its dataset, head
+and metric are defined here only, registered like a plugin would, and added
+to a CL config next to the stock task models.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import uuid
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.dataset import BaseDataset
+from mmengine.evaluator import BaseMetric
+from mmengine.hooks import Hook
+from mmengine.model import BaseModule
+from mmengine.runner import Runner
+
+import muscle_mm.engine.loops  # noqa: F401 (registers the loops)
+import muscle_mm.models.multitask  # noqa: F401 (registers MultiTaskModel)
+from muscle_mm.registry import DATASETS, HOOKS, METRICS, MODELS
+from muscle_mm.utils import register_all_modules
+
+register_all_modules()
+SIZE = 32
+# ResNet-18 at 1/8 width (stage widths 8..64): the loop logic is the same and
+# checkpoints are small, so the end-to-end runs stay fast on 2 CPU cores
+WIDTH = dict(stem_channels=8, base_channels=8)
+
+
+# ---------------------------------------------------------------- datasets
+class _ToyDataset(BaseDataset):
+    """``n`` random grey images (3 channels) of SIZE px, made in memory."""
+
+    def __init__(self, n: int = 2, seed: int = 0, **kwargs) -> None:
+        self.n, self.seed = n, seed
+        super().__init__(serialize_data=False, **kwargs)
+
+    def _image(self, rng):
+        grey = rng.integers(0, 256, (SIZE, SIZE, 1), dtype=np.uint8)
+        return np.repeat(grey, 3, axis=2)
+
+    def load_data_list(self):
+        rng = np.random.default_rng(self.seed)
+        return [
+            dict(
+                img=self._image(rng),
+                img_shape=(SIZE, SIZE),
+                ori_shape=(SIZE, SIZE),
+                **self.target(i, rng)) for i in range(self.n)
+        ]
+
+
+@DATASETS.register_module(force=True)
+class ToyClsDataset(_ToyDataset):
+    METAINFO = dict(classes=('normal', 'abnormal'))
+
+    def target(self, i, rng):
+        return dict(gt_label=i % 2)
+
+
+@DATASETS.register_module(force=True)
+class ToySegDataset(_ToyDataset):
+    METAINFO = dict(classes=('background', 'lung'))
+
+    def target(self, i, rng):
+        return dict(
+            gt_seg_map=rng.integers(0, 2, (SIZE, SIZE), dtype=np.uint8))
+
+
+# ------------------------------------------- the third party's fifth task
+@DATASETS.register_module(force=True)
+class ToyBoneAgeDataset(_ToyDataset):
+    """Bone age in months, as RSNA Bone Age labels it."""
+    METAINFO = dict(classes=('bone_age', ))
+
+    def target(self, i, rng):
+        return dict(gt_age=float(rng.uniform(10, 200)))
+
+
+@MODELS.register_module(force=True)
+class BoneAgeRegressionHead(BaseModule):
+    """Pooled features -> age in months; L1 loss on age / 100."""
+
+    def __init__(self, in_channels: int = 512, scale: float = 100.) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_channels, 1)
+        self.scale = scale
+
+    def _age(self, feats):
+        return self.fc(feats[-1]).squeeze(1) * self.scale
+
+    def loss(self, feats, data_samples):
+        target = torch.tensor([float(s.gt_age) for s in data_samples])
+        return dict(
+            loss_age=F.l1_loss(
+                self._age(feats) / self.scale, target / self.scale))
+
+    def predict(self, feats, data_samples=None):
+        for s, age in zip(data_samples, self._age(feats)):
+            s.set_field(age.detach(), 'pred_age')
+        return data_samples
+
+
+@METRICS.register_module(force=True)
+class BoneAgeMAE(BaseMetric):
+    """Mean absolute error of the age, in months."""
+
+    def process(self, data_batch, data_samples):
+        for s in data_samples:
+            self.results.append(abs(float(s['pred_age']) - s['gt_age']))
+
+    def compute_metrics(self, results):
+        return dict(mae=float(np.mean(results)))
+
+
+BONEAGE_MODEL = dict(
+    type='mmpretrain.ImageClassifier',
+    data_preprocessor=dict(
+        type='mmpretrain.ClsDataPreprocessor',
+        mean=[122.786] * 3,
+        std=[18.390] * 3),
+    backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3), **WIDTH),
+    neck=dict(type='GlobalAveragePooling'),
+    # the third party's head, named with its scope from inside mmpretrain
+    head=dict(type='muscle.BoneAgeRegressionHead', in_channels=64))
+
+
+@HOOKS.register_module(force=True)
+class InterruptAfterIterate(Hook):
+    """Stops a run like a crash would, after a checkpoint was saved."""
+    priority = 'LOWEST'  # after CheckpointHook
+
+    def __init__(self, iterates: int) -> None:
+        self.iterates = iterates
+
+    def after_train_epoch(self, runner) -> None:
+        if runner.epoch + 1 == self.iterates:
+            raise KeyboardInterrupt('simulated interruption')
+
+
+# ------------------------------------------------------------------ config
+def make_cfg(repo_root,
+             work_dir,
+             tasks=('cls', 'seg'),
+             rounds=2,
+             validate=False,
+             **loop_kwargs) -> Config:
+    task_dir = osp.join(repo_root, 'configs/_base_/models/tasks')
+    # our task configs (inheriting mmseg's), narrowed like the backbone
+    cls = Config.fromfile(osp.join(task_dir, 'fc_cls_r18.py')).model
+    cls.backbone.update(WIDTH)
+    cls.head.in_channels = 64
+    seg = Config.fromfile(osp.join(task_dir, 'lung_deeplabv3_r18.py')).model
+    seg.backbone.update(WIDTH)
+    seg.decode_head.update(in_channels=64, channels=16)
+    seg.auxiliary_head.update(in_channels=32, channels=8)
+    all_models = dict(cls=cls, seg=seg, boneage=BONEAGE_MODEL)
+    datasets = dict(
+        cls=dict(
+            type='ToyClsDataset',
+            pipeline=[dict(type='mmpretrain.PackInputs')]),
+        seg=dict(
+            type='ToySegDataset', pipeline=[dict(type='mmseg.PackSegInputs')]),
+        boneage=dict(
+            type='ToyBoneAgeDataset',
+            pipeline=[
+                dict(type='mmpretrain.PackInputs', algorithm_keys=['gt_age'])
+            ]))
+
+    def loader(task, shuffle):
+        return dict(
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=shuffle),
+            dataset=datasets[task])
+
+    cfg = dict(
+        default_scope='muscle',
+        work_dir=str(work_dir),
+        experiment_name=f'cl_test_{uuid.uuid4().hex[:8]}',
+        model=dict(
+            type='MultiTaskModel',
+            backbone=dict(
+                type='mmpretrain.ResNet',
+                depth=18,
+                out_indices=(0, 1, 2, 3),
+                **WIDTH),
+            tasks={t: all_models[t]
+                   for t in tasks}),
+        train_dataloader={t: loader(t, True)
+                          for t in tasks},
+        train_cfg=dict(
+            type='MultiTaskCLLoop',
+            tasks=list(tasks),
+            rounds=rounds,
+            **loop_kwargs),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        param_scheduler=dict(
+            type='CosineAnnealingLR', by_epoch=False, T_max=100),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1),
+            logger=dict(type='LoggerHook', interval=1)),
+        randomness=dict(seed=0, deterministic=True),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        log_level='WARNING')
+    if validate:
+        evaluators = dict(
+            cls=dict(type='mmpretrain.Accuracy'),
+            seg=dict(type='mmseg.IoUMetric', iou_metrics=['mIoU']),
+            boneage=dict(type='BoneAgeMAE'))
+        cfg.update(
+            val_dataloader={t: loader(t, False)
+                            for t in tasks},
+            val_evaluator={t: evaluators[t]
+                           for t in tasks},
+            val_cfg=dict(type='MultiTaskValLoop'))
+    return Config(cfg)
+
+
+def final_weights(runner):
+    return {k: v.clone() for k, v in runner.model.state_dict().items()}
+
+
+# ------------------------------------------------------------------- tests
+def test_unknown_task_fails_at_build(repo_root, tmp_path):
+    cfg = make_cfg(repo_root, tmp_path, tasks=('cls', ))
+    cfg.train_cfg.tasks = ['cls', 'pneumothorax']
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(KeyError, match="unknown task.*'pneumothorax'"):
+        runner.train()
+
+
+def test_task_without_dataloader_fails_at_build(repo_root, tmp_path):
+    cfg = make_cfg(repo_root, tmp_path, tasks=('cls', 'seg'))
+    del cfg.train_dataloader['seg']
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(KeyError, match=r"train_dataloader.*\['seg'\]"):
+        runner.train()
+
+
+@pytest.mark.slow
+def test_third_party_task_and_accuracy_matrix(repo_root, tmp_path):
+    """A fifth task defined in this file only trains and validates in the
+    loop; the accuracy matrix and forgetting come out as JSON and PNG."""
+    tasks = ('cls', 'seg', 'boneage')
+    cfg = make_cfg(
+        repo_root,
+        tmp_path,
+        tasks=tasks,
+        rounds=2,
+        validate=True,
+        score_keys=dict(cls='accuracy/top1', seg='mIoU', boneage='mae'),
+        lower_is_better=['boneage'])
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    loop = runner.train_loop
+
+    assert loop.epoch == loop.max_epochs == 6
+    assert loop.iter == loop.max_iters == 2 * 3 * 1
+    # reshuffled per round, from the seed: each round a permutation
+    orders = [loop.round_order(r) for r in range(10)]
+    assert all(sorted(o) == sorted(tasks) for o in orders)
+    assert len({tuple(o) for o in orders}) > 1
+    assert orders == [loop.round_order(r) for r in range(10)]
+    for i in range(1, 7):
+        assert osp.isfile(osp.join(tmp_path, f'epoch_{i}.pth'))
+
+    with open(osp.join(tmp_path, 'cl_accuracy_matrix.json')) as f:
+        result = json.load(f)
+    assert osp.getsize(osp.join(tmp_path, 'cl_accuracy_matrix.png')) > 0
+    assert result['tasks'] == list(tasks)
+    expected_cols = [
+        f'r{r + 1}:{t}' for r in range(2) for t in loop.round_order(r)
+    ]
+    assert result['columns'] == expected_cols
+    mat = np.array(result['matrix'], dtype=float)
+    assert mat.shape == (3, 6) and not np.isnan(mat).any()
+    assert ((mat[:2] >= 0) & (mat[:2] <= 100)).all()
+    # forgetting by hand: best earlier minus last (flipped for an error)
+    for i, t in enumerate(tasks):
+        if t == 'boneage':
+            expected = mat[i, -1] - mat[i, :-1].min()
+        else:
+            expected = mat[i, :-1].max() - mat[i, -1]
+        assert result['forgetting'][t] == pytest.approx(expected)
+    # the last validation is also in the message hub, as logged metrics
+    assert runner.message_hub.get_info('cl_loop')['round'] == 2
+
+
+@pytest.mark.slow
+def test_resume_mid_round_equals_uninterrupted_run(repo_root, tmp_path):
+    """Interrupted after task-iterate 3 (round 2, first task), resumed from
+    its checkpoint, the run ends with the weights of an uninterrupted one."""
+    full = Runner.from_cfg(
+        make_cfg(repo_root, tmp_path / 'full', validate=True))
+    full.train()
+    expected = final_weights(full)
+    expected_state = full.message_hub.get_info('cl_loop')
+
+    cfg = make_cfg(repo_root, tmp_path / 'cut', validate=True)
+    cfg.custom_hooks = [dict(type='InterruptAfterIterate', iterates=3)]
+    with pytest.raises(KeyboardInterrupt):
+        Runner.from_cfg(cfg).train()
+    ckpt = osp.join(tmp_path, 'cut', 'epoch_3.pth')
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    saved = state['message_hub']['runtime_info']['cl_loop']
+    assert saved['round'] == 1 and saved['position'] == 1
+    assert saved['order'] == full.train_loop.round_order(1)
+
+    cfg = make_cfg(repo_root, tmp_path / 'cut', validate=True)
+    cfg.resume, cfg.load_from = True, ckpt
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    assert resumed.train_loop.epoch == 4 and resumed.train_loop.iter == 4
+    assert resumed.message_hub.get_info('cl_loop') == expected_state
+    got = final_weights(resumed)
+    assert got.keys() == expected.keys()
+    for k, v in expected.items():
+        assert torch.equal(got[k], v), k
+    # the accuracy matrix carried over the interruption, too
+    with open(tmp_path / 'full' / 'cl_accuracy_matrix.json') as f:
+        expected_matrix = json.load(f)
+    with open(tmp_path / 'cut' / 'cl_accuracy_matrix.json') as f:
+        assert json.load(f) == expected_matrix
+    assert len(expected_matrix['columns']) == 4
+    # and a wrong resume is not silently equal: weights did move
+    assert not torch.equal(
+        got['backbone.conv1.weight'],
+        torch.load(ckpt,
+                   weights_only=True)['state_dict']['backbone.conv1.weight'])
+
+
+def test_fixed_order_without_reshuffle(repo_root, tmp_path):
+    cfg = make_cfg(repo_root, tmp_path, tasks=('seg', 'cls'), reshuffle=False)
+    runner = Runner.from_cfg(cfg)
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    loop = runner.train_loop
+    assert [loop.round_order(r) for r in range(3)] == [['seg', 'cls']] * 3
+    assert loop.max_epochs == 4 and loop.max_iters == 4
+    assert loop.active_task == 'seg' and loop.dataloader is \
+        loop.dataloaders['seg']
+
+
+def test_accuracy_matrix_by_hand(tmp_path):
+    from muscle_mm.engine.loops import AccuracyMatrix
+    m = AccuracyMatrix(['a', 'err'], lower_is_better=['err'])
+    m.add('r1:a', dict(a=50., err=9.))
+    assert m.forgetting() == dict(a=None, err=None)
+    m.add('r1:err', dict(a=70., err=4.))
+    m.add('r2:a', dict(a=60., err=6.))
+    m.add('r2:err', dict(a=None))  # a task not validated: NaN, skipped
+    assert m.forgetting() == dict(a=70. - 60., err=6. - 4.)
+    np.testing.assert_array_equal(m.matrix,
+                                  [[50, 70, 60, np.nan], [9, 4, 6, np.nan]])
+    m.dump(str(tmp_path))
+    with open(tmp_path / 'cl_accuracy_matrix.json') as f:
+        saved = json.load(f)
+    assert saved['matrix'][0] == [50., 70., 60., None]
+    assert (tmp_path / 'cl_accuracy_matrix.png').stat().st_size > 0
+    other = AccuracyMatrix(['a', 'err'], ['err'])
+    other.load_state_dict(m.state_dict())
+    assert other.forgetting() == m.forgetting()
+
+
+def test_task_entries_from_config_files(tmp_path):
+    from muscle_mm.engine.loops.utils import task_entry
+    path = tmp_path / 'ds.py'
+    path.write_text("train_dataloader = dict(batch_size=3)\n")
+    assert task_entry(str(path), 'train_dataloader', 'x').batch_size == 3
+    with pytest.raises(KeyError, match='task "x".*no `val_evaluator`'):
+        task_entry(str(path), 'val_evaluator', 'x')
+    with pytest.raises(FileNotFoundError, match='task "y"'):
+        task_entry(str(tmp_path / 'nope.py'), 'train_dataloader', 'y')
+
+
+@pytest.mark.parametrize('name', [
+    'cl_r18', 'cl_r50', 'muscle_minus_r18', 'muscle_minus_r50',
+    'demo/cl_r18_demo', 'demo/muscle_minus_r18_demo'
+])
+def test_cl_configs(repo_root, name):
+    cfg = Config.fromfile(osp.join(repo_root, 'configs/muscle', f'{name}.py'))
+    loop = cfg.train_cfg
+    assert loop.type == 'MultiTaskCLLoop'
+    assert loop.tasks == ['pneumonia', 'mura', 'lung', 'tbx']
+    assert loop.rounds == (2 if 'demo' in name else 10)
+    assert loop.epochs_per_task == 1
+    assert cfg.model_wrapper_cfg.find_unused_parameters
+    for entries in (cfg.model.tasks, cfg.train_dataloader, cfg.val_dataloader,
+                    cfg.val_evaluator):
+        assert list(entries) == loop.tasks
+        assert all(osp.isfile(p) for p in entries.values())
+    minus = 'minus' in name
+    assert loop.reshuffle is not minus
+    assert (cfg.param_scheduler is None) is minus
+    assert bool(cfg.custom_hooks) is not minus
+    if not minus:
+        assert cfg.param_scheduler.type == 'CyclicCosineLR'
+        assert cfg.custom_hooks[0].type == 'L2SPHook'
+        # L2-SP's ridge replaces weight decay on the backbone only
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone == dict(
+            decay_mult=0.)
+    else:
+        assert not cfg.optim_wrapper.paramwise_cfg
+    assert cfg.model.backbone.depth == (50 if 'r50' in name else 18)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(repo_root, tmp_path):
+    """Under DDP (gloo, 2 processes) the alternating task heads train with
+    find_unused_parameters (without it DDP fails on the inactive heads)."""
+    cfg = make_cfg(repo_root, tmp_path, tasks=('cls', 'seg'), rounds=1)
+    cfg.model_wrapper_cfg = dict(
+        type='muscle.CPUDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=True)
+    for loader in cfg.train_dataloader.values():  # 2 images per rank
+        loader.dataset.n = 4
+    # the workers import this file for its toy datasets
+    cfg.custom_imports = dict(imports=['test_cl_loop'])
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg_file = str(tmp_path / 'ddp_cfg.py')
+    cfg.dump(cfg_file)
+    env = dict(os.environ, PORT='29533', CUDA_VISIBLE_DEVICES='')
+    env['PYTHONPATH'] = osp.join(repo_root, 'tests') + os.pathsep + \
+        env.get('PYTHONPATH', '')
+    proc = subprocess.run([
+        'bash',
+        osp.join('tools', 'dist_train.sh'), cfg_file, '2', '--work-dir',
+        str(tmp_path)
+    ],
+                          cwd=repo_root,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)
+    assert ckpt['message_hub']['runtime_info']['cl_loop']['round'] == 1
+    assert any(
+        k.startswith('tasks.seg.decode_head') for k in ckpt['state_dict'])
