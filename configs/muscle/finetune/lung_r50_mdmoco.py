@@ -1,0 +1,12 @@
+# MD-MoCo (MUSCLE Sec. 2.1): the stage-1 backbone, written by
+# tools/run_muscle.py (or tools/model_converters/export_backbone.py); another
+# file: --cfg-options model.backbone.init_cfg.checkpoint=PATH
+_base_ = ['./_base_/lung_r50.py']
+
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            type='LocalPretrained',
+            source='mdmoco',
+            checkpoint='work_dirs/backbones/r50_mdmoco.pth',
+            prefix='backbone.')))

@@ -1,0 +1,12 @@
+# ImageNet (MUSCLE Sec. 3): torchvision's ImageNet-1k ResNet-18, converted
+# once to a local backbone checkpoint (docs/finetune.md); nothing is
+# downloaded, a missing file fails saying how to make it.
+_base_ = ['./_base_/pneumonia_r18.py']
+
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            type='LocalPretrained',
+            source='imagenet',
+            checkpoint='data/pretrained/resnet18_imagenet.pth',
+            prefix='backbone.')))
