@@ -181,9 +181,10 @@ class MuscleStudy:
             from muscle_mm.utils.checkpoint import export_backbone
             ckpt = self._train(
                 self._config(f'{kind}_{backbone}'), stage_dir, [
-                    'model.backbone.init_cfg.type=Pretrained',
+                    'model.backbone.init_cfg.type=LocalPretrained',
                     f'model.backbone.init_cfg.checkpoint={mdmoco}',
-                    'model.backbone.init_cfg.prefix=backbone.'
+                    'model.backbone.init_cfg.prefix=backbone.',
+                    'model.backbone.init_cfg.source=mdmoco'
                 ])
             out = osp.join(stage_dir, 'backbone.pth')
             export_backbone(ckpt, out)
@@ -204,10 +205,11 @@ class MuscleStudy:
             wrapper = osp.join(stage_dir, 'config.py')
             lines = [f'_base_ = [{self._finetune_config(task, backbone, init)!r}]']
             if pretrained is not None:
+                # LocalPretrained: offline, and strict about missing keys
                 lines.append(
                     'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
-                    f"type='Pretrained', checkpoint={pretrained!r}, "
-                    "prefix='backbone.')))")
+                    f"type='LocalPretrained', checkpoint={pretrained!r}, "
+                    f"prefix='backbone.', source={init!r})))")
             atomic_write('\n'.join(lines) + '\n', wrapper)
             ckpt = self._train(wrapper, stage_dir)
             test_dir = osp.join(stage_dir, 'test')

@@ -24,3 +24,7 @@ train_cfg = dict(
 iters_per_round = 96
 param_scheduler = dict(period=iters_per_round)
 default_hooks = dict(logger=dict(interval=5))
+# the detection task at the demo scale (smaller anchors, fewer proposals)
+model = dict(
+    tasks=dict(tbx='{{ fileDirname }}/../../_base_/models/tasks/demo/'
+               'tbx_faster-rcnn_r18_fpn_demo.py'))
