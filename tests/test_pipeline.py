@@ -13,7 +13,6 @@ def test_settings_reject_unknown_names(tmp_path):
         StudySettings(work_dir=str(tmp_path), tasks=['pneumonia', 'brain'])
     with pytest.raises(ValueError, match='scale'):
         StudySettings(work_dir=str(tmp_path), scale='huge')
-    assert StudySettings(str(tmp_path), scale='paper').data_root == 'data'
 
 
 def test_stage_runs_once_and_is_redone_after_interruption(tmp_path):
@@ -48,3 +47,28 @@ def test_imagenet_without_weights_is_skipped_not_downloaded(tmp_path):
     assert study.stage3('pneumonia', 'r18', 'imagenet',
                         str(tmp_path / 'missing.pth')) is None
     assert any('no local ImageNet weights' in m for m in logs)
+
+
+@pytest.mark.slow
+def test_demo_study_one_task_end_to_end(tmp_path):
+    """Data, fine-tune + test, and the report for one task and one init."""
+    from muscle_mm.pipeline import build_report
+    from muscle_mm.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+    study = MuscleStudy(
+        StudySettings(
+            work_dir=str(tmp_path), tasks=['pneumonia'], inits=['scratch']),
+        log=lambda m: 0)
+    results = study.run()
+    metrics = results['pneumonia']['r18']['scratch']['metrics']
+    for key in ('accuracy', 'sensitivity', 'specificity', 'auc',
+                'auc_ci_low', 'auc_ci_high'):
+        assert 0 <= metrics[f'binary/{key}'] <= 100
+    roc = json.loads((tmp_path / 'finetune' / 'pneumonia_r18_scratch' /
+                      'roc.json').read_text())
+    assert roc['fpr'][0] == 0 and roc['tpr'][-1] == 1
+    written = build_report(str(tmp_path), results, log=lambda m: 0)
+    table = (tmp_path / 'report' / 'table2.md').read_text()
+    assert '| Pneumonia | ResNet-18 | Scratch |' in table
+    assert osp.isfile(written['roc_pneumonia_r18'])

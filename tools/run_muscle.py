@@ -3,7 +3,7 @@
 
 Demo (synthetic data written on the fly, ResNet-18, CPU, ~15 min):
     python tools/run_muscle.py --demo
-Paper scale (the nine datasets under data/, 8 GPUs):
+Paper scale (the nine datasets under data/ as README.md shows, 8 GPUs):
     python tools/run_muscle.py --scale paper --backbones r18 r50 --gpus 8 \
         --imagenet r18=data/pretrained/resnet18_imagenet.pth \
         --imagenet r50=data/pretrained/resnet50_imagenet.pth
@@ -38,7 +38,6 @@ def parse_args() -> argparse.Namespace:
         metavar='BACKBONE=PATH',
         help='local ImageNet weights per backbone (nothing is downloaded)')
     parser.add_argument('--gpus', type=int, default=1)
-    parser.add_argument('--data-root', help='default: data/demo or data')
     return parser.parse_args()
 
 
@@ -58,8 +57,7 @@ def main() -> None:
         tasks=args.tasks,
         inits=args.inits,
         imagenet=imagenet,
-        gpus=args.gpus,
-        data_root=args.data_root)
+        gpus=args.gpus)
     register_all_modules(init_default_scope=False)
     study = MuscleStudy(settings)
     results = study.run()

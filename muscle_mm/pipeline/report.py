@@ -38,6 +38,7 @@ def predict_segmentation(config: str, checkpoint: str,
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(config)
+    cfg.log_level = 'ERROR'  # a helper run: keep the report's output readable
     loader_cfg = cfg.test_dataloader
     loader_cfg.batch_size = 1
     loader_cfg.num_workers = 0
@@ -93,10 +94,6 @@ def build_report(work_dir: str,
     }
     for name, paths in write_tables(metrics, report_dir).items():
         written.update({f'{name}.{ext}': p for ext, p in paths.items()})
-    if any(t in metrics for t in ('pneumonia', 'mura')):
-        log('\n' + to_markdown(build_table2(metrics)))
-    if any(t in metrics for t in ('lung', 'tbx')):
-        log('\n' + to_markdown(build_table3(metrics)))
 
     for task in ('pneumonia', 'mura'):
         for bb, by_init in results.get(task, {}).items():
@@ -128,6 +125,10 @@ def build_report(work_dir: str,
                 dst = osp.join(report_dir, f'forgetting_{stage}.{ext}')
                 shutil.copyfile(src, dst)
                 written[f'forgetting_{stage}.{ext}'] = dst
+    if any(t in metrics for t in ('pneumonia', 'mura')):
+        log('\n' + to_markdown(build_table2(metrics)))
+    if any(t in metrics for t in ('lung', 'tbx')):
+        log('\n' + to_markdown(build_table3(metrics)))
     log(f'\nReport written to {report_dir}:')
     for name in sorted(written):
         log(f'  {written[name]}')

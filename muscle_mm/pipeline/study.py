@@ -39,7 +39,10 @@ class StudySettings:
         imagenet: ``{backbone: path}`` of local ImageNet weights; an init
             without weights is reported as skipped, never downloaded.
         gpus: Processes per run (``tools/dist_train.sh`` when > 1).
-        data_root: Root of the nine datasets (paper scale) or of the demo.
+
+    The configs read the datasets from ``data/`` (paper scale) and
+    ``data/demo/`` (demo) below the repository, as OpenMMLab configs do;
+    link the releases there if they live elsewhere.
     """
     work_dir: str
     scale: str = 'demo'
@@ -48,7 +51,6 @@ class StudySettings:
     inits: Sequence[str] = INITS
     imagenet: Dict[str, str] = field(default_factory=dict)
     gpus: int = 1
-    data_root: Optional[str] = None
 
     def __post_init__(self):
         if self.scale not in ('demo', 'paper'):
@@ -62,8 +64,6 @@ class StudySettings:
             if unknown:
                 raise ValueError(f'Unknown {name}(s) {unknown}; expected '
                                  f'some of {list(allowed)}')
-        if self.data_root is None:
-            self.data_root = 'data/demo' if self.scale == 'demo' else 'data'
 
 
 class MuscleStudy:
@@ -150,7 +150,7 @@ class MuscleStudy:
 
         def body(stage_dir):
             from muscle_mm.datasets.demo import generate_demo_data
-            root = osp.join(REPO_ROOT, self.s.data_root)
+            root = osp.join(REPO_ROOT, 'data', 'demo')
             counts = generate_demo_data(root)
             self._run([
                 sys.executable, 'tools/dataset_converters/make_splits.py',
@@ -198,7 +198,7 @@ class MuscleStudy:
         if init == 'imagenet' and not (pretrained and osp.isfile(pretrained)):
             self.log(f'[skip] finetune {task} {backbone} imagenet: no local '
                      f'ImageNet weights ({pretrained or "none given"}; see '
-                     'docs/finetune.md). Reported as "-".')
+                     'docs/finetune.md); left out of the tables.')
             return None
 
         def body(stage_dir):
