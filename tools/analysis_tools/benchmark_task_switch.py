@@ -30,8 +30,16 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='a MultiTaskCLLoop config')
     parser.add_argument('--num-workers', type=int, default=2)
-    parser.add_argument('--rounds', type=int, default=3)
-    return parser.parse_args()
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=3,
+        help='>= 2: round 1 starts the workers and is not timed')
+    args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error('--rounds must be >= 2 (round 1 only starts the '
+                     f'workers and is not timed), got {args.rounds}')
+    return args
 
 
 def build_loaders(cfg: Config, num_workers: int,
@@ -65,9 +73,6 @@ def time_switches(loaders: Dict[str, object], rounds: int) -> List[float]:
 
 def main() -> None:
     args = parse_args()
-    import muscle_mm.datasets.readers  # noqa: F401
-    import muscle_mm.datasets.transforms  # noqa: F401
-    import muscle_mm.engine.loops  # noqa: F401
     from muscle_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     DefaultScope.get_instance('benchmark_task_switch', scope_name='muscle')
