@@ -293,6 +293,14 @@ def test_third_party_task_and_accuracy_matrix(repo_root, tmp_path):
         assert result['forgetting'][t] == pytest.approx(expected)
     # the last validation is also in the message hub, as logged metrics
     assert runner.message_hub.get_info('cl_loop')['round'] == 2
+    # log lines carry the active task's losses only, not stale ones
+    last = runner.message_hub.get_info('cl_task')
+    task_losses = {
+        k.split('.')[0]
+        for k in runner.message_hub.log_scalars
+        if k.startswith('train/') and '.' in k
+    }
+    assert task_losses == {f'train/{last}'}
 
 
 @pytest.mark.slow

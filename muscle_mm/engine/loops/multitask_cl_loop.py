@@ -258,6 +258,7 @@ class MultiTaskCLLoop(BaseLoop):
             f'{self._position + 1}/{len(self._order)}: task "{task}"')
         if self.reseed:
             self._reseed()
+        self._drop_other_task_scalars(task)
 
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
@@ -283,6 +284,18 @@ class MultiTaskCLLoop(BaseLoop):
         self._save_state(*nxt)
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+    def _drop_other_task_scalars(self, task: str) -> None:
+        """Keep the log lines to the active task's losses.
+
+        Loss keys are ``train/<task>.<loss>``; without this, the smoothed
+        values of the previous tasks would be printed again on every line.
+        Each value was already written to the visualizer backends.
+        """
+        hub = self.runner.message_hub
+        others = tuple(f'train/{t}.' for t in self.tasks if t != task)
+        for key in [k for k in hub.log_scalars if k.startswith(others)]:
+            hub.log_scalars.pop(key)
 
     def run_iter(self, idx: int, data_batch: dict) -> None:
         """Train one batch of the active task."""
