@@ -10,3 +10,16 @@ xray_std = [18.390, 18.390, 18.390]
 # "re-sizes all images into a 800x500 resolution". mmcv's Resize takes
 # (width, height); we read the paper as width 800 x height 500.
 xray_scale = (800, 500)
+
+# "Kaiming's initialization [24] to setup the convolution layers" (Sec. 2.1),
+# also the Scratch baseline of Sec. 3: every conv He-normal (fan_out, ReLU),
+# BN weight 1 and bias 0. Used as a backbone's init_cfg.
+kaiming_init = [
+    dict(
+        type='Kaiming',
+        layer='Conv2d',
+        mode='fan_out',
+        nonlinearity='relu',
+        distribution='normal'),
+    dict(type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm'])
+]

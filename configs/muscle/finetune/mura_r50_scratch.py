@@ -2,14 +2,4 @@
 # al. 2015, the paper's [24]) of every convolution, BN weight 1 and bias 0.
 _base_ = ['./_base_/mura_r50.py']
 
-model = dict(
-    backbone=dict(init_cfg=[
-        dict(
-            type='Kaiming',
-            layer='Conv2d',
-            mode='fan_out',
-            nonlinearity='relu',
-            distribution='normal'),
-        dict(
-            type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm'])
-    ]))
+model = dict(backbone=dict(init_cfg={{_base_.kaiming_init}}))

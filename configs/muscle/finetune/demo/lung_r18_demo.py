@@ -17,17 +17,7 @@ _base_ = [
 
 max_epochs = 4
 # Scratch, as ../lung_r18_scratch.py
-model = dict(
-    backbone=dict(init_cfg=[
-        dict(
-            type='Kaiming',
-            layer='Conv2d',
-            mode='fan_out',
-            nonlinearity='relu',
-            distribution='normal'),
-        dict(
-            type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm'])
-    ]))
+model = dict(backbone=dict(init_cfg={{_base_.kaiming_init}}))
 
 # the step decay of the full schedule, once, half-way
 param_scheduler = [

@@ -18,17 +18,7 @@ _base_ = [
 max_epochs = 2
 # Scratch, as ../tbx_r18_scratch.py (the demo model's smaller anchors and
 # proposal counts are explained in its file).
-model = dict(
-    backbone=dict(init_cfg=[
-        dict(
-            type='Kaiming',
-            layer='Conv2d',
-            mode='fan_out',
-            nonlinearity='relu',
-            distribution='normal'),
-        dict(
-            type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm'])
-    ]))
+model = dict(backbone=dict(init_cfg={{_base_.kaiming_init}}))
 
 # mmdet's 1x shape shrunk: 10-iteration warm-up, x0.1 half-way
 param_scheduler = [

@@ -8,27 +8,20 @@ _base_ = [
     '../../../../_base_/default_runtime.py',
 ]
 
+# read, not inherited: the leaf configs inherit a dataset config that
+# inherits the constants, and a key may come from one base only
+from mmengine import Config as __Config
+
+__xray = __Config.fromfile(
+    '{{ fileDirname }}/../../../../_base_/xray_constants.py')
+
 max_epochs = 3
 # Scratch, as ../pneumonia_r18_scratch.py; zero_init_residual=False as
 # ../_base_/pneumonia_r18.py (a loaded backbone keeps its residual BN);
 # mmpretrain's scope for the nested types, as there
 model = dict(
     _scope_='mmpretrain',
-    backbone=dict(
-        zero_init_residual=False,
-        init_cfg=[
-            dict(
-                type='Kaiming',
-                layer='Conv2d',
-                mode='fan_out',
-                nonlinearity='relu',
-                distribution='normal'),
-            dict(
-                type='Constant',
-                val=1,
-                bias=0,
-                layer=['_BatchNorm', 'GroupNorm'])
-        ]))
+    backbone=dict(zero_init_residual=False, init_cfg=__xray.kaiming_init))
 
 # the step decay of the full schedule, once, half-way
 param_scheduler = [
