@@ -4,10 +4,10 @@
 #   bash tools/setup_env.sh          # runtime + tests
 #
 # mmcv 2.1.0 (needed by mmdet 3.3 / mmseg 1.2) has no wheel for torch 2.14 on PyPI,
-# so it is built from the PyPI source once and the wheel is cached under
-# ${MUSCLE_CACHE:-~/.cache/muscle_mm}/wheels/<python>-<torch>-<cpu|cuXY>/; later runs
-# install the cached wheel in seconds. On a CUDA machine (nvcc found and torch built
-# with CUDA) the CUDA ops are compiled too (FORCE_CUDA=1).
+# so tools/misc/build_mmcv_wheel.sh builds it from the PyPI source once and the wheel
+# is cached under ${MUSCLE_CACHE:-~/.cache/muscle_mm}/wheels/<python>-<torch>-<cpu|cuXY>-opt/;
+# later runs install the cached wheel in seconds. On a CUDA machine (torch built with
+# CUDA and a GPU visible, or FORCE_CUDA=1) the CUDA ops are compiled too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -27,39 +27,23 @@ if ! have "import setuptools, pkg_resources, wheel; assert int(setuptools.__vers
   $PIP 'setuptools<81' wheel ninja
 fi
 
-# 2. mmcv with compiled ops, built once per (python, torch, device) and cached.
-if ! have "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'"; then
-  # CUDA ops are built where a GPU is visible, or when the user sets FORCE_CUDA=1
-  # (e.g. building on a GPU-less login node for GPU workers).
-  KEY=$($PY -c "import os, sys, torch; cuda = torch.version.cuda and (torch.cuda.is_available() or os.getenv('FORCE_CUDA') == '1'); print(f'py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split(\"+\")[0]}-' + ('cu' + torch.version.cuda.replace('.', '') if cuda else 'cpu'))")
+# 2. mmcv with compiled ops, built optimised once per (python, torch, device) and
+# cached. The key's "-opt" marks builds that keep -O3 (0.1 built at -O0, see
+# tools/misc/build_mmcv_wheel.sh); the installed copy records its key in
+# mmcv/.muscle_build, so an older or unoptimised mmcv is replaced, not trusted.
+KEY=$($PY -c "import os, sys, torch; cuda = torch.version.cuda and (torch.cuda.is_available() or os.getenv('FORCE_CUDA') == '1'); print(f'py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split(\"+\")[0]}-' + ('cu' + torch.version.cuda.replace('.', '') if cuda else 'cpu') + '-opt')")
+MARK="import mmcv, mmcv._ext, os; assert mmcv.__version__ == '$MMCV_VERSION'; assert open(os.path.join(os.path.dirname(mmcv.__file__), '.muscle_build')).read().strip() == '$KEY'"
+if ! have "$MARK"; then
   WHEELS="$CACHE/wheels/$KEY"
   WHEEL=$(ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$WHEEL" ]; then
-    echo "[setup_env] building mmcv $MMCV_VERSION with ops for $KEY (about 6-7 min on 2 cores, once)"
-    BUILD=$(mktemp -d)
-    $PY -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
-      --no-build-isolation "mmcv==$MMCV_VERSION" -d "$BUILD"
-    tar -xzf "$BUILD"/mmcv-$MMCV_VERSION.tar.gz -C "$BUILD"
-    SRC="$BUILD/mmcv-$MMCV_VERSION"
-    # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes -std=c++17.
-    sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+    echo "[setup_env] building mmcv $MMCV_VERSION with ops for $KEY (about 7-8 min on 2 cores, once)"
     if [[ "$KEY" == *-cu* ]]; then export FORCE_CUDA=1; else export FORCE_CUDA=0; fi
-    if ! (cd "$SRC" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} CFLAGS=-g0 CXXFLAGS=-g0 \
-      $PY -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation . -w "$BUILD/dist" \
-      > "$BUILD/build.log" 2>&1); then
-      tail -n 60 "$BUILD/build.log"
-      echo "[setup_env] mmcv build failed; full log: $BUILD/build.log" >&2
-      exit 1
-    fi
-    mkdir -p "$WHEELS"
-    # copy then rename so an interrupted build never leaves a half-written wheel in the cache
-    W=$(ls "$BUILD"/dist/mmcv-*.whl)
-    cp "$W" "$WHEELS/.$(basename "$W").part" && mv "$WHEELS/.$(basename "$W").part" "$WHEELS/$(basename "$W")"
-    WHEEL="$WHEELS/$(basename "$W")"
-    rm -rf "$BUILD"
+    WHEEL=$(bash tools/misc/build_mmcv_wheel.sh "$WHEELS" | tail -n1)
   fi
   echo "[setup_env] installing $WHEEL"
-  $PIP "$WHEEL"
+  $PIP --force-reinstall --no-deps "$WHEEL"
+  $PY -c "import mmcv, os; open(os.path.join(os.path.dirname(mmcv.__file__), '.muscle_build'), 'w').write('$KEY\n')"
 fi
 
 # 3. the OpenMMLab packages, the runtime deps, the test deps, and muscle_mm itself.
