@@ -411,6 +411,7 @@ def test_cl_configs(repo_root, name):
     assert bool(cfg.custom_hooks) is not minus
     if not minus:
         assert cfg.param_scheduler.type == 'CyclicCosineLR'
+        assert cfg.param_scheduler.period == 'round'  # derived, not counted
         assert cfg.custom_hooks[0].type == 'L2SPHook'
         # L2-SP's ridge replaces weight decay on the backbone only
         assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone == dict(
@@ -423,8 +424,12 @@ def test_cl_configs(repo_root, name):
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(repo_root, tmp_path):
     """Under DDP (gloo, 2 processes) the alternating task heads train with
-    find_unused_parameters (without it DDP fails on the inactive heads)."""
+    find_unused_parameters (without it DDP fails on the inactive heads), and
+    Eq. 1's period is one round of iterations *per process*."""
     cfg = make_cfg(repo_root, tmp_path, tasks=('cls', 'seg'), rounds=1)
+    cfg.optim_wrapper.optimizer.lr = 0.01
+    cfg.param_scheduler = dict(
+        type='CyclicCosineLR', by_epoch=False, period='round', eta_min=0.001)
     cfg.model_wrapper_cfg = dict(
         type='muscle.CPUDistributedDataParallel',
         broadcast_buffers=False,
@@ -454,3 +459,9 @@ def test_ddp_two_cpu_processes(repo_root, tmp_path):
     assert ckpt['message_hub']['runtime_info']['cl_loop']['round'] == 1
     assert any(
         k.startswith('tasks.seg.decode_head') for k in ckpt['state_dict'])
+    # 4 images per task over 2 processes at batch 2: 1 iteration per task per
+    # process, so a round is T = 2 iterations and the second iteration runs
+    # at the wave's minimum (T/2); a period counted over both processes
+    # (T = 4) would put it half way, at 0.0055
+    assert ckpt['param_schedulers'][0]['last_step'] == 1
+    assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.001)

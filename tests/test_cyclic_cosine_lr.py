@@ -115,10 +115,21 @@ def test_convert_to_iter_based_via_registry():
     (dict(period=2.5), 'positive int'),
     (dict(period=4, eta_min=0., eta_min_ratio=0.1), 'not both'),
     (dict(period=4, eta_min_decay=0.), 'eta_min_decay'),
+    (dict(period='weekly', by_epoch=False), "'round', 'task_iterate'"),
+    (dict(period='task_iterate', by_epoch=True), 'by_epoch=False'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CyclicCosineLR(make_optimizer(), **kwargs)
+
+
+def test_loop_period_outside_the_cl_loop_fails_clearly():
+    opt = make_optimizer()
+    sched = CyclicCosineLR(opt, period='round', by_epoch=False)
+    assert opt.param_groups[0]['lr'] == 0.1  # t = 0 needs no period
+    opt.step()
+    with pytest.raises(RuntimeError, match='MultiTaskCLLoop'):
+        sched.step()
 
 
 @pytest.mark.slow

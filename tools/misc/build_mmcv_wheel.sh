@@ -32,7 +32,7 @@ FLAGS="$PYFLAGS $EXTRA"
 if [ -z "${FORCE_CUDA:-}" ]; then
   FORCE_CUDA=$($PY -c "import torch; print(int(bool(torch.version.cuda) and torch.cuda.is_available()))")
 fi
-echo "[build_mmcv_wheel] mmcv $MMCV_VERSION, FORCE_CUDA=$FORCE_CUDA, flags: $FLAGS"
+echo "[build_mmcv_wheel] mmcv $MMCV_VERSION, FORCE_CUDA=$FORCE_CUDA, flags: $FLAGS" >&2
 if ! (cd "$SRC" && FORCE_CUDA=$FORCE_CUDA MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
   CFLAGS="$FLAGS" CXXFLAGS="$FLAGS" \
   $PY -m pip wheel -v --disable-pip-version-check --no-deps --no-build-isolation . \

@@ -40,14 +40,12 @@ optim_wrapper = dict(
     # L2-SP's ridge term replaces weight decay on the backbone (Eq. 2)
     paramwise_cfg=dict(custom_keys={'backbone': dict(decay_mult=0.)}))
 
-# Eq. 1, period T = one round in iterations at the dataset configs' batch
-# sizes: ceil(4686/16) + ceil(32013/16) + ceil(718/8) + ceil(640/4)
-iters_per_round = 293 + 2001 + 90 + 160
+# Eq. 1 with T = one round (one cosine wave per round). The loop derives T at
+# run time from its dataloaders on each process, so it follows the datasets,
+# batch sizes and number of GPUs; 'task_iterate' restarts the wave at every
+# task-iterate instead (docs/cl.md compares the two readings).
 param_scheduler = dict(
-    type='CyclicCosineLR',
-    by_epoch=False,
-    period=iters_per_round,
-    eta_min=1e-4)
+    type='CyclicCosineLR', by_epoch=False, period='round', eta_min=1e-4)
 
 # Eq. 2: w0 = the backbone left by the previous task-iterate
 custom_hooks = [dict(type='L2SPHook', anchor='previous')]

@@ -20,9 +20,6 @@ train_cfg = dict(
     # one image would break BatchNorm in DeepLabV3's image pooling
     loader_overrides=dict(
         num_workers=2, persistent_workers=True, drop_last=True))
-# Eq. 1 period = one demo round: 43 + 31 + 10 + 12 iterations at batch 2
-iters_per_round = 96
-param_scheduler = dict(period=iters_per_round)
 default_hooks = dict(logger=dict(interval=5))
 # the detection task at the demo scale (smaller anchors, fewer proposals)
 model = dict(

@@ -1,11 +1,11 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 import copy
 import random
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank
+from mmengine.dist import get_rank, get_world_size
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
@@ -129,6 +129,12 @@ class MultiTaskCLLoop(BaseLoop):
                 loader.update(loader_overrides or {})
                 loader = runner.build_dataloader(
                     loader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
+            if len(loader) == 0:
+                raise ValueError(
+                    f'MultiTaskCLLoop: task "{task}" has no training '
+                    f'iteration ({len(loader.dataset)} samples, batch size '
+                    f'{loader.batch_size}, world size {get_world_size()}, '
+                    'drop_last may drop them all); check its train split.')
             self.dataloaders[task] = loader
         self.matrix = AccuracyMatrix(self.tasks, lower_is_better)
 
@@ -186,8 +192,34 @@ class MultiTaskCLLoop(BaseLoop):
 
     @property
     def iters_per_round(self) -> int:
-        """Iterations of one round (for a cyclic LR with period one round)."""
+        """Iterations of one round on this process (Eq. 1's T per round)."""
         return self._max_iters // self.rounds
+
+    @property
+    def task_iterates_per_round(self) -> int:
+        return len(self.tasks)
+
+    def task_iters(self, task: str) -> int:
+        """Iterations of one task-iterate of ``task`` on this process."""
+        return self.epochs_per_task * len(self.dataloaders[task])
+
+    def task_iterate_position(self, iteration: int) -> Tuple[int, int, int]:
+        """(task-iterate index, iterations into it, its length) of the
+        0-based ``iteration``, from the rounds' orders: a closed form, so a
+        resumed run and a scheduler agree on it without shared state."""
+        round_idx, within = divmod(iteration, self.iters_per_round)
+        for position, task in enumerate(self.round_order(round_idx)):
+            length = self.task_iters(task)
+            if within < length:
+                return (round_idx * len(self.tasks) + position, within,
+                        length)
+            within -= length
+        raise AssertionError('unreachable: a round holds every task')
+
+    def describe_round(self) -> str:
+        """One round's iterations per task, e.g. for error messages."""
+        parts = ' + '.join(f'{t} {self.task_iters(t)}' for t in self.tasks)
+        return f'{parts} at world size {get_world_size()}'
 
     def round_order(self, round_idx: int) -> List[str]:
         """The task order of a round: reshuffled from (seed, round) or not."""
@@ -228,6 +260,7 @@ class MultiTaskCLLoop(BaseLoop):
     def run(self) -> torch.nn.Module:
         """Train all rounds."""
         self._restore_state()
+        self._bind_schedulers()
         self.runner.call_hook('before_train')
         while self._round < self.rounds and not self.stop_training:
             self.run_round()
@@ -311,6 +344,16 @@ class MultiTaskCLLoop(BaseLoop):
         self._iter += 1
 
     # ------------------------------------------------------------ helpers
+    def _bind_schedulers(self) -> None:
+        """Give schedulers whose period is a round or a task-iterate
+        (``CyclicCosineLR``) this run's geometry, and check numeric ones."""
+        schedulers = self.runner.param_schedulers or []
+        if isinstance(schedulers, dict):
+            schedulers = [s for group in schedulers.values() for s in group]
+        for scheduler in schedulers:
+            if hasattr(scheduler, 'bind_loop'):
+                scheduler.bind_loop(self)
+
     def _reseed(self) -> None:
         seed = (self.runner.seed or 0) + self._epoch
         if self.runner._randomness_cfg.get('diff_rank_seed', False):

@@ -1,7 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Cyclic cosine schedule of MUSCLE stage 2 (Eq. 1, Sec. 2.2)."""
 import math
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from mmengine.optim import BaseOptimWrapper
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
@@ -9,6 +9,9 @@ from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from torch.optim import Optimizer
 
 from muscle_mm.registry import PARAM_SCHEDULERS
+
+#: Periods that :class:`MultiTaskCLLoop` derives at run time.
+LOOP_PERIODS = ('round', 'task_iterate')
 
 
 @PARAM_SCHEDULERS.register_module()
@@ -35,22 +38,30 @@ class CyclicCosineParamScheduler(_ParamScheduler):
     - **T_i** is defined in the text but never used in Eq. 1; there is one
       period ``T`` for the whole schedule.
 
-    The value is computed in closed form from ``t`` (not chained from the
-    previous value), so a resumed run continues the cycle exactly from the
-    saved ``last_step``, and a warm-up scheduler may precede it
-    (``begin`` = end of warm-up). Its value overrides, rather than scales,
-    any other scheduler active on the same parameter at the same steps.
+    **T from the loop.** In MUSCLE's continual-learning loop the natural
+    periods are one round (one wave per round, Eq. 1 as we read it) or one
+    task-iterate (a restart per task, the other reading). Both depend on the
+    dataset sizes, batch sizes and number of processes, so give
+    ``period='round'`` or ``period='task_iterate'`` and
+    :class:`MultiTaskCLLoop` binds them at run time (``bind_loop``). A
+    numeric period run under that loop must be a whole number of rounds, or
+    the run stops before its first iteration. ``docs/cl.md`` compares the
+    two readings.
+
+    The value is computed in closed form from the step (not chained from the
+    previous value), so a resumed run continues the cycle exactly. With a
+    numeric period the phase counts from ``begin`` (a warm-up scheduler may
+    precede it); with a loop-derived period it follows the loop's rounds or
+    task-iterates. Its value overrides, rather than scales, any other
+    scheduler active on the same parameter at the same steps.
 
     Args:
         optimizer (Optimizer or BaseOptimWrapper): Wrapped optimizer.
         param_name (str): Name of the parameter to schedule, e.g. ``lr``.
-        period (int): ``T`` of Eq. 1, steps per cycle (iterations, or epochs
-            when ``by_epoch=True``). One task-iterate or one round of the
-            multi-task CL loop are the natural choices: there an epoch is one
-            task-iterate, so ``by_epoch=True, period=len(tasks)`` is one
-            cosine wave per round at task-iterate granularity, and
-            ``by_epoch=False`` takes ``period`` in iterations (tasks differ in
-            length, so give the round's total for one wave per round).
+        period (int or str): ``T`` of Eq. 1 in steps (iterations, or
+            epochs when ``by_epoch=True``; in the CL loop an epoch is one
+            task-iterate), or ``'round'`` / ``'task_iterate'`` (iterations
+            only) to take it from :class:`MultiTaskCLLoop`.
         eta_min (float, optional): ``η_min``. Defaults to None, which means
             0 unless ``eta_min_ratio`` is given.
         eta_min_ratio (float, optional): ``η_min`` as a ratio of each group's
@@ -68,7 +79,7 @@ class CyclicCosineParamScheduler(_ParamScheduler):
     def __init__(self,
                  optimizer: Union[Optimizer, BaseOptimWrapper],
                  param_name: str,
-                 period: int,
+                 period: Union[int, str],
                  eta_min: Optional[float] = None,
                  eta_min_ratio: Optional[float] = None,
                  eta_min_decay: float = 1.0,
@@ -77,8 +88,18 @@ class CyclicCosineParamScheduler(_ParamScheduler):
                  last_step: int = -1,
                  by_epoch: bool = True,
                  verbose: bool = False):
-        if not isinstance(period, int) or period <= 0:
-            raise ValueError(f'{type(self).__name__}: `period` (T of Eq. 1) '
+        name = type(self).__name__
+        if isinstance(period, str):
+            if period not in LOOP_PERIODS:
+                raise ValueError(f'{name}: `period` must be a positive int '
+                                 f'or one of {LOOP_PERIODS}, got {period!r}.')
+            if by_epoch and period == 'task_iterate':
+                raise ValueError(f"{name}: period='task_iterate' restarts the "
+                                 'cosine within each task-iterate, so it needs '
+                                 'by_epoch=False (steps are iterations).')
+        elif not isinstance(period, int) or isinstance(period, bool) \
+                or period <= 0:
+            raise ValueError(f'{name}: `period` (T of Eq. 1) '
                              f'must be a positive int number of steps, but '
                              f'got {period!r}.')
         if eta_min is not None and eta_min_ratio is not None:
@@ -89,6 +110,9 @@ class CyclicCosineParamScheduler(_ParamScheduler):
             raise ValueError(f'{type(self).__name__}: `eta_min_decay` must be '
                              f'> 0, but got {eta_min_decay}.')
         self.period = period
+        # step -> (cycle index, t within the cycle, T); set by bind_loop for
+        # the loop-derived periods, never saved in checkpoints
+        self._locate: Optional[Callable[[int], Tuple[int, int, int]]] = None
         self.eta_min = 0. if eta_min is None and eta_min_ratio is None \
             else eta_min
         self.eta_min_ratio = eta_min_ratio
@@ -105,7 +129,7 @@ class CyclicCosineParamScheduler(_ParamScheduler):
     @classmethod
     def build_iter_from_epoch(cls,
                               *args,
-                              period: int,
+                              period: Union[int, str],
                               begin: int = 0,
                               end: int = INF,
                               by_epoch: bool = True,
@@ -123,16 +147,60 @@ class CyclicCosineParamScheduler(_ParamScheduler):
             end = int(end * epoch_length)
         return cls(
             *args,
-            period=int(period * epoch_length),
+            period=period if isinstance(period, str) else int(period *
+                                                              epoch_length),
             begin=begin,
             end=end,
             by_epoch=False,
             **kwargs)
 
+    def bind_loop(self, loop) -> None:
+        """Take ``period`` from a :class:`MultiTaskCLLoop`, or check it.
+
+        Called by the loop before its first iteration. ``'round'`` becomes
+        the iterations (or task-iterates, ``by_epoch=True``) of one round on
+        this process; ``'task_iterate'`` follows each task-iterate's own
+        length. A numeric period must be a whole number of rounds.
+        """
+        per_round = loop.task_iterates_per_round if self.by_epoch \
+            else loop.iters_per_round
+        unit = 'task-iterates' if self.by_epoch else 'iterations'
+        if self.period == 'round':
+            self._locate = lambda step: (*divmod(step, per_round), per_round)
+        elif self.period == 'task_iterate':
+            self._locate = loop.task_iterate_position
+        elif self.period % per_round:
+            raise ValueError(
+                f'{type(self).__name__}: period={self.period} {unit}, but one '
+                f'round of this run is {per_round} {unit} per process '
+                f'({loop.describe_round()}), so the cosine waves would drift '
+                "across rounds. Use period='round' (one wave per round, "
+                "derived at run time) or period='task_iterate' (one per "
+                'task-iterate), or a whole number of rounds.')
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.pop('_locate', None)  # bound to the live loop
+        return state
+
+    def _position(self) -> Tuple[int, int, int]:
+        """(cycle index, t within the cycle, T) of the current step."""
+        if isinstance(self.period, int):
+            return (*divmod(self.last_step, self.period), self.period)
+        if self._locate is not None:
+            # the loop's phase: count from the start of training, not `begin`
+            return self._locate(self.last_step + self.begin)
+        if self.last_step == 0:  # built before the loop binds it: t = 0
+            return 0, 0, 1
+        raise RuntimeError(
+            f"{type(self).__name__}: period='{self.period}' is taken from "
+            'MultiTaskCLLoop at run time; this run uses another train loop '
+            '(give a number of steps instead).')
+
     def _get_value(self) -> List[float]:
-        """Eq. 1 in closed form at ``t = self.last_step``."""
-        cycle, t_in_cycle = divmod(self.last_step, self.period)
-        cos_term = 1 + math.cos(2 * math.pi * t_in_cycle / self.period)
+        """Eq. 1 in closed form at the current step."""
+        cycle, t_in_cycle, period = self._position()
+        cos_term = 1 + math.cos(2 * math.pi * t_in_cycle / period)
         values = []
         for eta_max in self.base_values:
             eta_min = (
@@ -153,7 +221,8 @@ class CyclicCosineLR(LRSchedulerMixin, CyclicCosineParamScheduler):
 
     Args:
         optimizer (Optimizer or BaseOptimWrapper): Wrapped optimizer.
-        period (int): ``T`` of Eq. 1, steps per full cosine cycle.
+        period (int or str): ``T`` of Eq. 1, steps per full cosine cycle,
+            or ``'round'`` / ``'task_iterate'`` from the CL loop.
         eta_min (float, optional): Minimum learning rate. Defaults to None
             (0 unless ``eta_min_ratio`` is given).
         eta_min_ratio (float, optional): Minimum as a ratio of the initial
