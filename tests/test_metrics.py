@@ -572,6 +572,25 @@ def run_tbx_test(root,
     return runner.test()
 
 
+def test_tbx_config_metric_follows_the_datasets_uncertain_tb(
+        tbx_demo, tmp_path):
+    test_split = open(f'{tbx_demo}/muscle_splits/test.txt').read().split()
+    boxes = tbx_boxes(tbx_demo)
+    assert any(c == UNCERTAIN for rel in test_split
+               for _, c in boxes[rel.split('imgs/')[1]])  # else untested
+    # active: the uncertain boxes are active TB, each one to be found
+    res = run_tbx_test(tbx_demo, 'active', tmp_path)
+    assert res['tbx/AP_active'] == pytest.approx(100.)
+    assert res['tbx/mAP'] == pytest.approx(100.)
+    res = run_tbx_test(tbx_demo, 'active', tmp_path, predict_uncertain=False)
+    assert res['tbx/AP_active'] < 99.
+    # ignore: finding them is no false positive, missing them no miss
+    for predict_uncertain in (True, False):
+        res = run_tbx_test(tbx_demo, 'ignore', tmp_path, predict_uncertain)
+        assert res['tbx/AP_active'] == pytest.approx(100.)
+        assert res['tbx/mAP'] == pytest.approx(100.)
+
+
 def test_tbx_ann_file_must_be_written_with_the_datasets_uncertain_tb(
         tbx_demo, tmp_path):
     root = str(tmp_path / 'TBX11K')
