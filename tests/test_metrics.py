@@ -1,7 +1,13 @@
 """Metrics of Tables 2 and 3 against independent computations."""
+import importlib.util
 import json
 import math
+import os.path as osp
+import shutil
+import sys
+import uuid
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -9,7 +15,10 @@ import torch
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine import DefaultScope
+from mmengine.config import Config
 from mmengine.evaluator import Evaluator
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
 from mmengine.structures import InstanceData, PixelData
 from mmpretrain.structures import DataSample
 from mmseg.evaluation import IoUMetric
@@ -17,7 +26,11 @@ from mmseg.structures import SegDataSample
 from sklearn.metrics import accuracy_score, recall_score, roc_curve
 
 import muscle_mm.evaluation.metrics  # noqa: F401  (registers the metrics)
+from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.evaluation.metrics import bootstrap_auc_ci
+from muscle_mm.utils import register_all_modules
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 TB_CLASSES = ('ActiveTuberculosis', 'ObsoletePulmonaryTuberculosis')
 
@@ -445,7 +458,7 @@ def test_tb_detection_raw_instances_and_errors(tmp_path):
     assert math.isnan(res['tbx/AP_active'])
     assert res['tbx/AP_latent'] == pytest.approx(100.)
 
-    with pytest.raises(FileNotFoundError, match='TBX11K_val.json'):
+    with pytest.raises(FileNotFoundError, match='make_splits.py'):
         build_evaluator(
             dict(
                 type='TBDetectionMetric',
@@ -457,3 +470,149 @@ def test_tb_detection_raw_instances_and_errors(tmp_path):
     evaluator.process([det_sample(7, [], [], [], [], [])])
     with pytest.raises(KeyError, match='img_id 7'):
         evaluator.evaluate(1)
+    # img_id 2 is img2.png in the file, not img1.png
+    evaluator = build_evaluator(
+        dict(type='TBDetectionMetric', ann_file=ann_file),
+        dict(classes=TB_CLASSES))
+    sample = det_sample(2, [], [], [], [], [])
+    sample.set_metainfo(dict(img_path='/data/img1.png'))
+    evaluator.process([sample])
+    with pytest.raises(ValueError, match="img_id 2 is 'img2.png'"):
+        evaluator.evaluate(1)
+
+
+# --------------------------------------------------------------------------
+# TB detection on the demo TBX11K config: one `uncertain_tb` for both
+# --------------------------------------------------------------------------
+TBX_DEMO_CONFIG = osp.join(REPO, 'configs/_base_/datasets/demo/tbx11k.py')
+UNCERTAIN = 3  # TBX11K's category id of PulmonaryTuberculosis
+
+
+def make_splits(*argv):
+    spec = importlib.util.spec_from_file_location(
+        'make_splits', osp.join(REPO,
+                                'tools/dataset_converters/make_splits.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with mock.patch.object(sys, 'argv', ['make_splits.py', *argv]):
+        assert tool.main() == 0
+
+
+@pytest.fixture(scope='module')
+def tbx_demo(tmp_path_factory):
+    """Demo TBX11K with the paper's split and make_splits.py's jsons
+    (written with the default --uncertain-tb active)."""
+    out = str(tmp_path_factory.mktemp('tbx_demo'))
+    generate_demo_data(out, seed=0, datasets=['tbx11k'])
+    make_splits('--data-root', out, '--datasets', 'tbx11k')
+    return osp.join(out, 'TBX11K')
+
+
+def tbx_boxes(root):
+    """file name -> [(xyxy, TBX11K category id)], from TBX11K's jsons."""
+    boxes = {}
+    for part in ('train', 'val'):
+        coco = json.load(open(f'{root}/annotations/json/TBX11K_{part}.json'))
+        names = {im['id']: im['file_name'] for im in coco['images']}
+        for a in coco['annotations']:
+            x, y, w, h = a['bbox']
+            boxes.setdefault(names[a['image_id']], []).append(
+                ([x, y, x + w, y + h], a['category_id']))
+    return boxes
+
+
+class TBOracle(BaseModel):
+    """Predicts TBX11K's boxes (uncertain ones as active TB, scored above
+    the rest so that a false positive among them would lower the AP)."""
+
+    def __init__(self, boxes, predict_uncertain=True):
+        super().__init__()
+        self.boxes = boxes
+        self.predict_uncertain = predict_uncertain
+
+    def forward(self, inputs, data_samples=None, mode='predict'):
+        for sample in data_samples:
+            found = [(b, c)
+                     for b, c in self.boxes[sample.img_path.split('/imgs/')[1]]
+                     if self.predict_uncertain or c != UNCERTAIN]
+            sample.pred_instances = InstanceData(
+                bboxes=torch.tensor([b for b, _ in found]).reshape(-1, 4),
+                scores=torch.tensor(
+                    [1. if c == UNCERTAIN else .9 for _, c in found]),
+                labels=torch.tensor([int(c == 2) for _, c in found]))
+        return data_samples
+
+
+def run_tbx_test(root,
+                 uncertain_tb,
+                 work_dir,
+                 predict_uncertain=True,
+                 **metric):
+    """``tools/test.py`` of the demo config with --cfg-options
+    ``test_dataloader.dataset.uncertain_tb`` (and ``test_evaluator.*``)."""
+    cfg = Config.fromfile(TBX_DEMO_CONFIG)
+    cfg.merge_from_dict({
+        'test_dataloader.dataset.data_root': root,
+        'test_dataloader.dataset.uncertain_tb': uncertain_tb,
+        **{
+            f'test_evaluator.{k}': v
+            for k, v in metric.items()
+        }
+    })
+    register_all_modules(init_default_scope=False)
+    runner = Runner(
+        model=TBOracle(tbx_boxes(root), predict_uncertain),
+        work_dir=str(work_dir),
+        test_dataloader=cfg.test_dataloader,
+        test_cfg=dict(type='TestLoop'),
+        test_evaluator=cfg.test_evaluator,
+        default_scope='muscle',
+        log_level='WARNING',
+        experiment_name=f'tbx_{uncertain_tb}_{uuid.uuid4().hex}')
+    return runner.test()
+
+
+def test_tbx_config_metric_follows_the_datasets_uncertain_tb(
+        tbx_demo, tmp_path):
+    test_split = open(f'{tbx_demo}/muscle_splits/test.txt').read().split()
+    boxes = tbx_boxes(tbx_demo)
+    assert any(c == UNCERTAIN for rel in test_split
+               for _, c in boxes[rel.split('imgs/')[1]])  # else untested
+    # active: the uncertain boxes are active TB, each one to be found
+    res = run_tbx_test(tbx_demo, 'active', tmp_path)
+    assert res['tbx/AP_active'] == pytest.approx(100.)
+    assert res['tbx/mAP'] == pytest.approx(100.)
+    res = run_tbx_test(tbx_demo, 'active', tmp_path, predict_uncertain=False)
+    assert res['tbx/AP_active'] < 99.
+    # ignore: finding them is no false positive, missing them no miss
+    for predict_uncertain in (True, False):
+        res = run_tbx_test(tbx_demo, 'ignore', tmp_path, predict_uncertain)
+        assert res['tbx/AP_active'] == pytest.approx(100.)
+        assert res['tbx/mAP'] == pytest.approx(100.)
+
+
+def test_tbx_ann_file_must_be_written_with_the_datasets_uncertain_tb(
+        tbx_demo, tmp_path):
+    root = str(tmp_path / 'TBX11K')
+    shutil.copytree(tbx_demo, root)
+    ann_file = f'{root}/muscle_splits/test.json'
+    for written, other in (('active', 'ignore'), ('ignore', 'active')):
+        make_splits('--data-root', str(tmp_path), '--datasets', 'tbx11k',
+                    '--uncertain-tb', written)
+        assert json.load(open(ann_file))['info']['uncertain_tb'] == written
+        # the same figures as from the dataset's own ground truth
+        for predict_uncertain in (True, False):
+            assert run_tbx_test(
+                root, written, tmp_path, predict_uncertain,
+                ann_file=ann_file) == run_tbx_test(root, written, tmp_path,
+                                                   predict_uncertain)
+        with pytest.raises(ValueError) as err:
+            run_tbx_test(root, other, tmp_path, ann_file=ann_file)
+        for part in (ann_file, f'written with uncertain_tb={written!r}',
+                     f'has uncertain_tb={other!r}', 'ann_file=None',
+                     f'--uncertain-tb {other}'):
+            assert part in str(err.value)
+    # a json that does not say how it treats them (TBX11K's own)
+    tbx_json = f'{root}/annotations/json/TBX11K_train.json'
+    with pytest.raises(ValueError, match='does not record'):
+        run_tbx_test(root, 'active', tmp_path, ann_file=tbx_json)

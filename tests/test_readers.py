@@ -207,6 +207,9 @@ def test_tbx11k_boxes_ids_and_classes_match_json(demo):
     ds = build('tbx11k', root, split='train', uncertain_tb='ignore')
     flags = [i['ignore_flag'] for d in infos(ds) for i in d['instances']]
     assert 0 < sum(flags) < len(flags)
+    # what the metric checks an ann_file against
+    assert ds.metainfo['uncertain_tb'] == 'ignore'
+    assert build('tbx11k', root).metainfo['uncertain_tb'] == 'active'
 
 
 # ------------------------------------------------------------- broken input
@@ -334,3 +337,5 @@ def test_bad_arguments(demo, tmp_path):
         build('pneumonia', str(tmp_path / 'nope'))
     with pytest.raises(FileNotFoundError, match='Data_Entry_2017.csv'):
         build('nih', str(tmp_path))
+    with pytest.raises(ValueError, match='uncertain_tb must be one of'):
+        build('tbx11k', osp.join(demo, 'TBX11K'), uncertain_tb='latent')

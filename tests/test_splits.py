@@ -2,6 +2,7 @@
 """The split policy (paper counts, groups, strata, seeds) and the
 ``make_splits.py`` tool on demo data."""
 import importlib.util
+import json
 import os.path as osp
 import random
 import re
@@ -112,7 +113,9 @@ def test_make_splits_on_demo_prints_differences(tmp_path, capsys, monkeypatch):
         # the paper's ratio applied to what the release holds
         assert found == largest_remainder(
             sum(found.values()), TABLE1[key]['counts'])
-    assert (tmp_path / 'TBX11K/muscle_splits/test.json').is_file()
+    coco = json.loads(
+        (tmp_path / 'TBX11K/muscle_splits/test.json').read_text())
+    assert coco['info']['uncertain_tb'] == 'active'  # the default, recorded
     before = (tmp_path / 'MURA-v1.1/muscle_splits/train.txt').read_text()
     run_tool(
         tool,

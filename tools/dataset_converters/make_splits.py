@@ -8,7 +8,10 @@
 
 Each dataset gets ``<its folder>/muscle_splits/{train,val,test}.txt`` (one
 path relative to the dataset folder per line) and ``info.json``; TBX11K
-also ``{train,val,test}.json`` (COCO, for the metric's ``ann_file``).
+also ``{train,val,test}.json`` (COCO, for TBX11K-style evaluation outside
+muscle_mm or a metric ``ann_file``), with the uncertain boxes treated as
+``--uncertain-tb`` says and that choice recorded in their ``info``; they
+are rewritten on every run.
 Splits are patient-aware (Pneumonia, MURA), stratified, and deterministic
 for a seed. The paper's counts (MUSCLE Table 1) are the targets, scaled to
 what the release holds; found vs paper counts are printed, with the
@@ -26,8 +29,8 @@ from muscle_mm.datasets.readers.mura import MURADataset
 from muscle_mm.datasets.readers.pneumonia import KermanyPneumoniaDataset
 from muscle_mm.datasets.readers.splits import (grouped_split,
                                                largest_remainder, write_splits)
-from muscle_mm.datasets.readers.tbx11k import (TBX11KDataset, coco_subset,
-                                               load_tbx11k)
+from muscle_mm.datasets.readers.tbx11k import (UNCERTAIN_TB, TBX11KDataset,
+                                               coco_subset, load_tbx11k)
 
 READERS = {
     'pneumonia': KermanyPneumoniaDataset,
@@ -65,6 +68,13 @@ def parse_args():
         metavar='KEY')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--uncertain-tb',
+        default='active',
+        choices=UNCERTAIN_TB,
+        help="TBX11K's COCO jsons: boxes of the uncertain "
+        'PulmonaryTuberculosis class count as active TB or are ignored '
+        "(iscrowd); as TBX11KDataset's uncertain_tb")
+    parser.add_argument(
         '--force', action='store_true', help='overwrite existing split files')
     return parser.parse_args()
 
@@ -83,15 +93,21 @@ def count_table(key: str, found: dict) -> str:
     return '\n'.join(rows)
 
 
-def write_coco(root: str, splits: dict) -> None:
-    """COCO json per split with the reader's image ids (metric ann_file)."""
+def write_coco(root: str, splits: dict, uncertain_tb: str) -> None:
+    """COCO json per split with the reader's image ids."""
     records = load_tbx11k(root, ErrorPolicy('raise', 'TBX11K'))
     for s, rels in splits.items():
         with open(osp.join(root, SPLIT_DIR, f'{s}.json'), 'w') as f:
-            json.dump(coco_subset(records, rels), f)
+            json.dump(coco_subset(records, rels, uncertain_tb), f)
+    print(f'tbx11k: COCO jsons written with uncertain_tb={uncertain_tb!r} '
+          f'-> {osp.join(root, SPLIT_DIR)}')
 
 
-def make_one(key: str, root: str, seed: int, force: bool) -> dict:
+def make_one(key: str,
+             root: str,
+             seed: int,
+             force: bool,
+             uncertain_tb: str = 'active') -> dict:
     paths = [split_file(root, s) for s in SPLITS]
     if all(osp.isfile(p) for p in paths) and not force:
         found = {
@@ -105,7 +121,7 @@ def make_one(key: str, root: str, seed: int, force: bool) -> dict:
                 root, {
                     s: [ln.strip() for ln in open(p) if ln.strip()]
                     for s, p in zip(SPLITS, paths)
-                })
+                }, uncertain_tb)
         return found
     items = READERS[key].split_candidates(root)
     if not items:
@@ -121,10 +137,10 @@ def make_one(key: str, root: str, seed: int, force: bool) -> dict:
             found=found,
             paper=TABLE1[key]['counts'],
             candidates=len(items)))
-    if key == 'tbx11k':
-        write_coco(root, splits)
     print(f'{key}: {len(items)} images, {POLICY[key]}, seed {seed} -> '
           f'{osp.dirname(paths[0])}')
+    if key == 'tbx11k':
+        write_coco(root, splits, uncertain_tb)
     return found
 
 
@@ -143,7 +159,8 @@ def main():
             print(f'{key}: {roots[key]} not found, skipped')
             missing += 1
             continue
-        found = make_one(key, roots[key], args.seed, args.force)
+        found = make_one(key, roots[key], args.seed, args.force,
+                         args.uncertain_tb)
         print(count_table(key, found))
     return 1 if missing == len(args.datasets) else 0
 

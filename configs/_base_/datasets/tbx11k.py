@@ -1,6 +1,5 @@
 # TB detection (TBX11K), MUSCLE Sec. 3: the paper's 640/80/80 re-split of
-# the 800 TB images of the public train+val; write it (and the COCO jsons
-# the metric reads) once with
+# the 800 TB images of the public train+val; write it once with
 #   python tools/dataset_converters/make_splits.py --data-root data
 _base_ = ['../xray_constants.py']
 
@@ -62,9 +61,11 @@ test_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline))
 
-# AP active / AP latent at IoU 0.5 (Table 3); the jsons are written by
-# make_splits.py with the reader's image ids
-val_evaluator = dict(
-    type='TBDetectionMetric', ann_file=data_root + 'muscle_splits/val.json')
-test_evaluator = dict(
-    type='TBDetectionMetric', ann_file=data_root + 'muscle_splits/test.json')
+# AP active / AP latent at IoU 0.5 (Table 3). No ann_file: the metric takes
+# the ground truth of the dataset it evaluates (loaded after Resize, so in
+# original coordinates), so that dataset's `uncertain_tb` alone says whether
+# boxes of TBX11K's uncertain class count as active TB (default) or are
+# ignored: --cfg-options test_dataloader.dataset.uncertain_tb=ignore (and the
+# same for train_ and val_dataloader)
+val_evaluator = dict(type='TBDetectionMetric')
+test_evaluator = dict(type='TBDetectionMetric')

@@ -13,6 +13,15 @@ from .base import (DatasetFormatError, ErrorPolicy, XrayReaderMixin, find_dir,
 ACTIVE, LATENT, UNCERTAIN = ('ActiveTuberculosis',
                              'ObsoletePulmonaryTuberculosis',
                              'PulmonaryTuberculosis')
+# what ``uncertain_tb`` makes of the uncertain boxes: active TB or ignored
+UNCERTAIN_TB = ('active', 'ignore')
+
+
+def check_uncertain_tb(value: str) -> str:
+    if value not in UNCERTAIN_TB:
+        raise ValueError(f'uncertain_tb must be one of {UNCERTAIN_TB}, '
+                         f'got {value!r}')
+    return value
 
 
 def load_tbx11k(root: str, errors: ErrorPolicy) -> List[dict]:
@@ -79,7 +88,8 @@ class TBX11KDataset(XrayReaderMixin, CocoDataset):
     image ids are unique over both jsons (train first). Classes: active and
     latent (``ObsoletePulmonaryTuberculosis``) TB. Boxes of the uncertain
     ``PulmonaryTuberculosis`` count as active (``uncertain_tb='active'``,
-    as TBX11K's own active-TB evaluation) or are ignored (``'ignore'``).
+    as TBX11K's own active-TB evaluation) or are ignored (``'ignore'``);
+    ``metainfo['uncertain_tb']`` carries the choice to the metric.
     """
 
     SOURCE = 'tbx11k'
@@ -87,10 +97,10 @@ class TBX11KDataset(XrayReaderMixin, CocoDataset):
         classes=(ACTIVE, LATENT), palette=[(220, 20, 60), (0, 0, 230)])
 
     def __init__(self, *args, uncertain_tb: str = 'active', **kwargs):
-        if uncertain_tb not in ('active', 'ignore'):
-            raise ValueError("uncertain_tb must be 'active' or 'ignore', "
-                             f'got {uncertain_tb!r}')
-        self.uncertain_tb = uncertain_tb
+        self.uncertain_tb = check_uncertain_tb(uncertain_tb)
+        # the metric reads it from dataset_meta to check an ann_file's boxes
+        kwargs['metainfo'] = dict(
+            kwargs.get('metainfo') or {}, uncertain_tb=uncertain_tb)
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -141,7 +151,10 @@ def coco_subset(records: List[dict],
                 rels: List[str],
                 uncertain_tb: str = 'active') -> dict:
     """COCO json of one split with the reader's ids and the two paper
-    classes (1 active, 2 latent), e.g. as ``ann_file`` for the metric."""
+    classes (1 active, 2 latent), uncertain boxes as active or ``iscrowd``
+    (``uncertain_tb``, recorded in ``info`` so that ``TBDetectionMetric``
+    can refuse a file that disagrees with its dataset)."""
+    check_uncertain_tb(uncertain_tb)
     wanted = {osp.normpath(r) for r in rels}
     images, anns = [], []
     for r in records:
@@ -164,6 +177,10 @@ def coco_subset(records: List[dict],
                     area=w * h,
                     iscrowd=ignore))
     return dict(
+        info=dict(
+            description='MUSCLE split of TBX11K, written by '
+            'tools/dataset_converters/make_splits.py',
+            uncertain_tb=uncertain_tb),
         images=images,
         annotations=anns,
         categories=[dict(id=1, name=ACTIVE),

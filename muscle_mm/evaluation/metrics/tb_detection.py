@@ -41,6 +41,16 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
+def _same_image(img_path: Optional[str], file_name: Optional[str]) -> bool:
+    """Whether ``img_path`` is ``file_name`` (relative, or a bare name as in
+    TBX11K's jsons); True when either is unknown."""
+    if not img_path or not file_name:
+        return True
+    path = osp.normpath(img_path).replace(osp.sep, '/')
+    name = osp.normpath(file_name).replace(osp.sep, '/')
+    return path == name or path.endswith('/' + name)
+
+
 def _coco_from_dict(dataset: dict) -> COCO:
     coco = COCO()
     coco.dataset = dataset
@@ -59,13 +69,15 @@ class TBDetectionMetric(BaseMetric):
     image, all areas), on the images this metric has seen.
     Keys: ``tbx/{AP_active, AP_latent, mAP}``.
 
-    Ground truth comes from ``ann_file`` (a COCO json such as TBX11K's
-    ``annotations/json/TBX11K_val.json``; classes are matched to its
-    categories by name and samples by ``img_id``) or, without it, from the
-    data samples: their raw ``instances`` (as mmdet's ``CocoMetric``) or
-    their ``gt_instances`` / ``ignored_instances``, which must then be in
-    original-image coordinates (mmdet's test pipelines load annotations after
-    ``Resize``). Ignored boxes become COCO ``iscrowd`` boxes.
+    Ground truth comes from the data samples (as the configs do, so the
+    dataset's ``uncertain_tb`` alone decides what TBX11K's uncertain boxes
+    are): their raw ``instances`` (as mmdet's ``CocoMetric``) or their
+    ``gt_instances`` / ``ignored_instances`` in original-image coordinates
+    (mmdet's test pipelines load annotations after ``Resize``); ignored boxes
+    become COCO ``iscrowd`` boxes. Or from ``ann_file``, a COCO json such as
+    ``make_splits.py`` writes (classes matched to its categories by name,
+    samples by ``img_id`` and ``file_name``), refused when the dataset has an
+    ``uncertain_tb`` that the file's ``info['uncertain_tb']`` is not.
 
     Defined values for degenerate sets: no detections at all give AP 0 for
     every class with ground truth (the result json is built here because
@@ -108,10 +120,43 @@ class TBDetectionMetric(BaseMetric):
                 raise FileNotFoundError(
                     f'TBDetectionMetric: ann_file {ann_file!r} does not '
                     'exist; give the COCO json of the test split (TBX11K: '
-                    'TBX11K/annotations/json/TBX11K_val.json) or leave '
+                    'muscle_splits/test.json of make_splits.py) or leave '
                     'ann_file=None to take the ground truth from the data '
                     'samples')
             self._coco_gt = _quiet(COCO, ann_file)
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        # checked here, when the runner builds the loop, not after inference
+        self._dataset_meta = dataset_meta
+        self._check_uncertain_tb()
+
+    def _check_uncertain_tb(self) -> None:
+        """The ann_file must treat the uncertain boxes as the dataset does."""
+        wanted = (self._dataset_meta or {}).get('uncertain_tb')
+        if self._coco_gt is None or wanted is None:
+            return
+        info = self._coco_gt.dataset.get('info')
+        found = info.get('uncertain_tb') if isinstance(info, dict) else None
+        if found == wanted:
+            return
+        what = (f'was written with uncertain_tb={found!r}' if found else
+                'does not record how it treats the uncertain boxes (no '
+                "info['uncertain_tb'])")
+        raise ValueError(
+            f'TBDetectionMetric: ann_file {self.ann_file} {what}, but the '
+            f'dataset it evaluates has uncertain_tb={wanted!r} (boxes of '
+            "TBX11K's uncertain PulmonaryTuberculosis class: 'active' counts "
+            "them as active TB, 'ignore' ignores them), so the metric would "
+            'score against other ground truth than the dataset holds. Leave '
+            'ann_file=None to take the ground truth from the dataset (as '
+            'configs/_base_/datasets/tbx11k.py does), or rewrite the file '
+            'with `python tools/dataset_converters/make_splits.py '
+            f'--data-root DATA --datasets tbx11k --uncertain-tb {wanted}`.')
 
     # ------------------------------------------------------------------ #
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -128,6 +173,7 @@ class TBDetectionMetric(BaseMetric):
             result = dict(
                 img_id=sample.get('img_id'),
                 img_path=where,
+                file=sample.get('img_path'),
                 bboxes=_to_numpy(pred['bboxes']).reshape(-1, 4),
                 scores=_to_numpy(pred['scores']).reshape(-1),
                 labels=_to_numpy(pred['labels']).reshape(-1).astype(int))
@@ -194,6 +240,14 @@ class TBDetectionMetric(BaseMetric):
                         f"{res['img_path']}: img_id {res['img_id']!r} is not "
                         f'an image of {self.ann_file}; the test dataset and '
                         'ann_file must be the same split')
+                name = coco.imgs[res['img_id']].get('file_name')
+                if not _same_image(res['file'], name):
+                    raise ValueError(
+                        f"{res['img_path']}: img_id {res['img_id']!r} is "
+                        f'{name!r} in {self.ann_file}; the test dataset and '
+                        'ann_file must give the same ids to the same images '
+                        '(TBX11KDataset numbers train+val images itself: use '
+                        'the jsons of make_splits.py, or ann_file=None)')
                 img_ids.append(res['img_id'])
             return coco, img_ids, cat_ids
 

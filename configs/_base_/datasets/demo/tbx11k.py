@@ -32,5 +32,3 @@ val_dataloader = dict(
     **_loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(
     **_loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
-val_evaluator = dict(ann_file=data_root + 'muscle_splits/val.json')
-test_evaluator = dict(ann_file=data_root + 'muscle_splits/test.json')
