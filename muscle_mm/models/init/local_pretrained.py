@@ -164,8 +164,25 @@ class LocalPretrained(PretrainedInit):
                     f'{len(shapes)} shape mismatches {shapes[:3]}. Is it '
                     'the checkpoint of another depth or architecture?')
         load_state_dict(module, state_dict, strict=False, logger='current')
+        self._keep_loaded(module)
         if hasattr(module, '_params_init_info'):
             update_init_info(module, init_info=self._get_init_info())
+
+    def _keep_loaded(self, module: torch.nn.Module) -> None:
+        """Stop later steps of ``init_weights()`` from overwriting the load.
+
+        mmengine applies only ``type='Pretrained'`` after the sub-modules'
+        own initialisation; any other initializer runs first. And
+        mmpretrain's ``ResNet`` zeroes the last BN of every residual block
+        (``zero_init_residual``) unless its init type is literally
+        ``'Pretrained'``. Both would silently alter a backbone loaded here.
+        """
+        if getattr(module, 'zero_init_residual', False):
+            module.zero_init_residual = False
+        if self.strict:  # every tensor was loaded: nothing is left to init
+            for sub in module.modules():
+                if sub is not module and hasattr(sub, '_is_init'):
+                    sub._is_init = True
 
     def _get_init_info(self) -> str:
         return f'{self.__class__.__name__}: load from {self.checkpoint}'
