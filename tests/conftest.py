@@ -14,3 +14,24 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def demo_data_root(tmp_path_factory) -> str:
+    """The nine demo datasets in their release layouts, with the paper's
+    split files, made once per test session (link it as ``data/`` to run
+    the paper-scale configs on it)."""
+    import subprocess
+
+    from muscle_mm.datasets.demo import generate_demo_data
+    root = tmp_path_factory.mktemp('demo_data')
+    generate_demo_data(str(root))
+    subprocess.run([
+        sys.executable,
+        osp.join(REPO_ROOT, 'tools/dataset_converters/make_splits.py'),
+        '--data-root',
+        str(root)
+    ],
+                   check=True,
+                   capture_output=True)
+    return str(root)

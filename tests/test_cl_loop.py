@@ -427,9 +427,12 @@ def test_ddp_two_cpu_processes(repo_root, tmp_path):
     find_unused_parameters (without it DDP fails on the inactive heads), and
     Eq. 1's period is one round of iterations *per process*."""
     cfg = make_cfg(repo_root, tmp_path, tasks=('cls', 'seg'), rounds=1)
-    cfg.optim_wrapper.optimizer.lr = 0.01
+    cfg.optim_wrapper.optimizer.lr = 0.01  # for one process, batch 2
     cfg.param_scheduler = dict(
         type='CyclicCosineLR', by_epoch=False, period='round', eta_min=0.001)
+    cfg.runner_type = 'MultiTaskRunner'
+    cfg.auto_scale_lr = dict(
+        enable=False, base_batch_size=dict(cls=2, seg=2))
     cfg.model_wrapper_cfg = dict(
         type='muscle.CPUDistributedDataParallel',
         broadcast_buffers=False,
@@ -447,7 +450,7 @@ def test_ddp_two_cpu_processes(repo_root, tmp_path):
     proc = subprocess.run([
         'bash',
         osp.join('tools', 'dist_train.sh'), cfg_file, '2', '--work-dir',
-        str(tmp_path)
+        str(tmp_path), '--auto-scale-lr'
     ],
                           cwd=repo_root,
                           env=env,
@@ -465,3 +468,6 @@ def test_ddp_two_cpu_processes(repo_root, tmp_path):
     # (T = 4) would put it half way, at 0.0055
     assert ckpt['param_schedulers'][0]['last_step'] == 1
     assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.001)
+    # --auto-scale-lr: 2 processes x batch 2 over the base batch of 2
+    assert ckpt['optimizer']['param_groups'][0]['initial_lr'] == \
+        pytest.approx(0.02)

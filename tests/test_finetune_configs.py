@@ -35,9 +35,9 @@ BACKBONES = ('r18', 'r50')
 INITS = ('scratch', 'imagenet', 'mdmoco', 'muscle_minus', 'muscle')
 PRETRAINED_FILES = {
     'imagenet': 'data/pretrained/resnet{d}_imagenet.pth',
-    'mdmoco': 'work_dirs/backbones/r{d}_mdmoco.pth',
-    'muscle_minus': 'work_dirs/backbones/r{d}_muscle_minus.pth',
-    'muscle': 'work_dirs/backbones/r{d}_muscle.pth',
+    'mdmoco': 'work_dirs/muscle_paper/backbones/r{d}_mdmoco.pth',
+    'muscle_minus': 'work_dirs/muscle_paper/backbones/r{d}_muscle_minus.pth',
+    'muscle': 'work_dirs/muscle_paper/backbones/r{d}_muscle.pth',
 }
 MODEL_TYPES = {
     'pneumonia': 'ImageClassifier',
@@ -60,8 +60,8 @@ def leaf(task: str, backbone: str, init: str) -> str:
     return osp.join(FINETUNE, f'{task}_{backbone}_{init}.py')
 
 
-def demo(task: str) -> str:
-    return osp.join(FINETUNE, 'demo', f'{task}_r18_demo.py')
+def demo(task: str, init: str = 'scratch') -> str:
+    return osp.join(FINETUNE, 'demo', f'{task}_r18_{init}_demo.py')
 
 
 def load(path: str, **options) -> Config:
@@ -141,8 +141,8 @@ def test_every_task_backbone_init_has_a_config():
     assert {
         osp.basename(p)
         for p in glob.glob(osp.join(FINETUNE, 'demo', '*.py'))
-    } == {f'{t}_r18_demo.py'
-          for t in TASKS}
+    } == {f'{t}_r18_{i}_demo.py'
+          for t in TASKS for i in INITS}
 
 
 @pytest.mark.parametrize('task,backbone',
@@ -231,9 +231,15 @@ def test_demo_configs_build_and_are_small(task):
     assert cfg.train_dataloader.dataset.data_root.startswith('data/demo/')
     assert cfg.train_dataloader.batch_size <= 2
     assert cfg.train_cfg.max_epochs <= 4
-    # same initialisation as the Scratch config of the full scale
-    assert cfg.model.backbone.init_cfg == load(leaf(
-        task, 'r18', 'scratch')).model.backbone.init_cfg
+    # the same initialisations as the full scale, from the demo study's files
+    for init in INITS:
+        init_cfg = load(demo(task, init)).model.backbone.init_cfg
+        full = load(leaf(task, 'r18', init)).model.backbone.init_cfg
+        if init in ('scratch', 'imagenet'):
+            assert init_cfg == full
+        else:
+            assert init_cfg.checkpoint == full.checkpoint.replace(
+                'muscle_paper', 'muscle_demo')
 
 
 @pytest.mark.parametrize('task', TASKS)
@@ -386,27 +392,17 @@ def test_local_pretrained_refuses_urls():
 
 
 def test_pipeline_overrides_the_backbone_file(tv18):
-    """Full configs: one option swaps the checkpoint. Demo configs (Scratch
-    by default): the documented options replace init_cfg altogether."""
+    """Full and demo configs: the study's one option swaps the checkpoint."""
+    from muscle_mm.pipeline.study import MuscleStudy
     tv, ckpt = tv18
     expected = tv.state_dict()
-
-    cfg = load(leaf('pneumonia', 'r18', 'muscle'))
-    cfg.merge_from_dict(
-        cli_options(f'model.backbone.init_cfg.checkpoint={ckpt}'))
-    backbone = build_backbone_only(cfg)
-    assert torch.equal(backbone.layer4[1].bn2.weight,
-                       expected['layer4.1.bn2.weight'])
-
-    cfg = load(demo('pneumonia'))
-    cfg.merge_from_dict(
-        cli_options('model.backbone.init_cfg._delete_=True',
-                    'model.backbone.init_cfg.type=LocalPretrained',
-                    f'model.backbone.init_cfg.checkpoint={ckpt}',
-                    'model.backbone.init_cfg.prefix=backbone.'))
-    backbone = build_backbone_only(cfg)
-    for key, value in backbone.state_dict().items():
-        assert torch.equal(value, expected[key]), key
+    for config in (leaf('pneumonia', 'r18', 'muscle'),
+                   demo('pneumonia', 'muscle')):
+        cfg = load(config)
+        cfg.merge_from_dict(cli_options(*MuscleStudy.init_options(ckpt)))
+        backbone = build_backbone_only(cfg)
+        for key, value in backbone.state_dict().items():
+            assert torch.equal(value, expected[key]), key
 
 
 # ------------------------------------------------------------ end to end

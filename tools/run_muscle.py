@@ -12,7 +12,7 @@ Re-running skips finished stages and resumes an interrupted one.
 import argparse
 
 from muscle_mm.pipeline import MuscleStudy, StudySettings, build_report
-from muscle_mm.pipeline.study import INITS, TASKS
+from muscle_mm.pipeline.study import INITS, TASKS, default_work_dir
 from muscle_mm.utils import register_all_modules
 
 
@@ -51,7 +51,7 @@ def main() -> None:
         key, path = item.split('=', 1)
         imagenet[key] = path
     settings = StudySettings(
-        work_dir=args.work_dir or f'work_dirs/muscle_{scale}',
+        work_dir=args.work_dir or default_work_dir(scale),
         scale=scale,
         backbones=args.backbones,
         tasks=args.tasks,

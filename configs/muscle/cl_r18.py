@@ -1,10 +1,20 @@
 # MUSCLE stage 2 with ResNet-18: 10 rounds x 4 tasks x 1 epoch, reshuffled
-# order, cyclic cosine LR, L2-SP (Sec. 2.2). Initialise the backbone from
-# stage 1 with
-#   --cfg-options model.backbone.init_cfg.type=Pretrained \
-#     model.backbone.init_cfg.checkpoint=work_dirs/mdmoco_r18/epoch_200.pth \
-#     model.backbone.init_cfg.prefix=backbone.
+# order, cyclic cosine LR, L2-SP (Sec. 2.2).
 _base_ = [
     '../_base_/models/muscle_cl_r18.py',
     '../_base_/schedules/cl_4tasks_10rounds.py', '../_base_/default_runtime.py'
 ]
+
+# Stage 2 starts from the stage-1 (MD-MoCo) backbone, where
+# `python tools/run_muscle.py --scale paper` writes it; a missing file stops
+# the run saying how to make it. Another file:
+#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
+# Random initialisation instead (not MUSCLE; an explicit opt-out):
+#   --cfg-options model.backbone.init_cfg=None
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            type='LocalPretrained',
+            source='mdmoco',
+            checkpoint='work_dirs/muscle_paper/backbones/r18_mdmoco.pth',
+            prefix='backbone.')))

@@ -20,6 +20,13 @@ from typing import Dict, List, Optional, Sequence
 
 from muscle_mm.utils.fileio import atomic_write
 
+
+
+def default_work_dir(scale: str) -> str:
+    """The study's work dir unless ``--work-dir`` is given; the configs'
+    default backbone files lie below it (relative to the working dir)."""
+    return osp.join('work_dirs', f'muscle_{scale}')
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
 INITS = ('scratch', 'imagenet', 'mdmoco', 'muscle_minus', 'muscle')
@@ -38,7 +45,8 @@ class StudySettings:
         inits: Subset of :data:`INITS`.
         imagenet: ``{backbone: path}`` of local ImageNet weights; an init
             without weights is reported as skipped, never downloaded.
-        gpus: Processes per run (``tools/dist_train.sh`` when > 1).
+        gpus: Processes per run (``tools/dist_train.sh`` when > 1); each
+            run's LR is scaled from its config's ``auto_scale_lr``.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the repository, as OpenMMLab configs do;
@@ -76,24 +84,58 @@ class MuscleStudy:
         os.makedirs(self.work_dir, exist_ok=True)
 
     # ------------------------------------------------------------ configs
-    def _config(self, name: str) -> str:
+    def backbone_file(self, backbone: str, init: str) -> str:
+        """Where the study keeps the backbone of a stage: the default
+        ``init_cfg.checkpoint`` of the configs (for the default work dir)."""
+        return osp.join(self.work_dir, 'backbones', f'{backbone}_{init}.pth')
+
+    def stage_config(self, name: str) -> str:
+        """Config of stage 1 (``mdmoco_r18``) or 2 (``cl_r18``, ...)."""
         folder = 'configs/muscle/demo' if self.s.scale == 'demo' \
             else 'configs/muscle'
         suffix = '_demo' if self.s.scale == 'demo' else ''
-        path = osp.join(REPO_ROOT, folder, f'{name}{suffix}.py')
+        return self._existing(osp.join(folder, f'{name}{suffix}.py'))
+
+    def finetune_config(self, task: str, backbone: str, init: str) -> str:
+        name = f'{task}_{backbone}_{init}'
+        if self.s.scale == 'demo':
+            name = f'demo/{name}_demo'
+        return self._existing(osp.join('configs/muscle/finetune',
+                                       f'{name}.py'))
+
+    @staticmethod
+    def _existing(rel: str) -> str:
+        path = osp.join(REPO_ROOT, rel)
         if not osp.isfile(path):
             raise FileNotFoundError(f'Config {path} does not exist.')
         return path
 
-    def _finetune_config(self, task: str, backbone: str, init: str) -> str:
-        if self.s.scale == 'demo':
-            name = f'demo/{task}_{backbone}_demo.py'
+    @staticmethod
+    def init_options(checkpoint: Optional[str]) -> List[str]:
+        """``--cfg-options`` that point a config's backbone at a file."""
+        if checkpoint is None:
+            return []
+        return [f'model.backbone.init_cfg.checkpoint={checkpoint}']
+
+    def train_command(self, config: str, work_dir: str,
+                      cfg_options: Sequence[str] = ()) -> List[str]:
+        """The ``tools/train.py`` (or ``dist_train.sh``) command of a run,
+        with ``--auto-scale-lr`` when ``gpus`` is not the config's base."""
+        from mmengine.config import Config
+
+        from muscle_mm.engine.runner.lr_scaling import describe, lr_scaling
+        lr, ratio = lr_scaling(Config.fromfile(config), self.s.gpus)
+        self.log(f'  LR {describe(lr, ratio)} on {self.s.gpus} process(es)')
+        if self.s.gpus > 1:
+            cmd = ['bash', 'tools/dist_train.sh', config, str(self.s.gpus)]
         else:
-            name = f'{task}_{backbone}_{init}.py'
-        path = osp.join(REPO_ROOT, 'configs/muscle/finetune', name)
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'Config {path} does not exist.')
-        return path
+            cmd = [sys.executable, 'tools/train.py', config]
+        cmd += ['--work-dir', work_dir, '--resume']
+        if ratio != 1:
+            cmd.append('--auto-scale-lr')
+        if cfg_options:
+            cmd += ['--cfg-options', *cfg_options]
+        return cmd
 
     # ------------------------------------------------------------ running
     def _run(self, cmd: List[str], log_file: str) -> None:
@@ -112,16 +154,18 @@ class MuscleStudy:
     def _train(self, config: str, work_dir: str,
                cfg_options: Sequence[str] = ()) -> str:
         """Train (resuming if interrupted) and return the last checkpoint."""
-        if self.s.gpus > 1:
-            cmd = ['bash', 'tools/dist_train.sh', config, str(self.s.gpus)]
-        else:
-            cmd = [sys.executable, 'tools/train.py', config]
-        cmd += ['--work-dir', work_dir, '--resume']
-        if cfg_options:
-            cmd += ['--cfg-options', *cfg_options]
-        self._run(cmd, osp.join(work_dir, 'stage.log'))
+        self._run(
+            self.train_command(config, work_dir, cfg_options),
+            osp.join(work_dir, 'stage.log'))
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             return f.read().strip()
+
+    def _export(self, checkpoint: str, backbone: str, init: str) -> str:
+        from muscle_mm.utils.checkpoint import export_backbone
+        out = self.backbone_file(backbone, init)
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        export_backbone(checkpoint, out)
+        return out
 
     def _stage(self, name: str, body) -> dict:
         """Run ``body(stage_dir) -> outputs`` once; skip it when done."""
@@ -164,11 +208,11 @@ class MuscleStudy:
         """MD-MoCo; returns the exported backbone checkpoint."""
 
         def body(stage_dir):
-            from muscle_mm.utils.checkpoint import export_backbone
-            ckpt = self._train(self._config(f'mdmoco_{backbone}'), stage_dir)
-            out = osp.join(stage_dir, 'backbone.pth')
-            export_backbone(ckpt, out)
-            return dict(checkpoint=ckpt, backbone=out)
+            ckpt = self._train(self.stage_config(f'mdmoco_{backbone}'),
+                               stage_dir)
+            return dict(
+                checkpoint=ckpt,
+                backbone=self._export(ckpt, backbone, 'mdmoco'))
 
         return self._stage(f'mdmoco_{backbone}', body)['backbone']
 
@@ -178,17 +222,11 @@ class MuscleStudy:
         name = 'muscle' if kind == 'cl' else 'muscle_minus'
 
         def body(stage_dir):
-            from muscle_mm.utils.checkpoint import export_backbone
             ckpt = self._train(
-                self._config(f'{kind}_{backbone}'), stage_dir, [
-                    'model.backbone.init_cfg.type=LocalPretrained',
-                    f'model.backbone.init_cfg.checkpoint={mdmoco}',
-                    'model.backbone.init_cfg.prefix=backbone.',
-                    'model.backbone.init_cfg.source=mdmoco'
-                ])
-            out = osp.join(stage_dir, 'backbone.pth')
-            export_backbone(ckpt, out)
-            return dict(checkpoint=ckpt, backbone=out)
+                self.stage_config(f'{kind}_{backbone}'), stage_dir,
+                self.init_options(mdmoco))
+            return dict(
+                checkpoint=ckpt, backbone=self._export(ckpt, backbone, name))
 
         return self._stage(f'{name}_{backbone}', body)['backbone']
 
@@ -202,29 +240,26 @@ class MuscleStudy:
             return None
 
         def body(stage_dir):
-            wrapper = osp.join(stage_dir, 'config.py')
-            lines = [f'_base_ = [{self._finetune_config(task, backbone, init)!r}]']
-            if pretrained is not None:
-                # LocalPretrained: offline, and strict about missing keys
-                lines.append(
-                    'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
-                    f"type='LocalPretrained', checkpoint={pretrained!r}, "
-                    f"prefix='backbone.', source={init!r})))")
-            atomic_write('\n'.join(lines) + '\n', wrapper)
-            ckpt = self._train(wrapper, stage_dir)
+            config = self.finetune_config(task, backbone, init)
+            options = self.init_options(pretrained)
+            ckpt = self._train(config, stage_dir, options)
             test_dir = osp.join(stage_dir, 'test')
             metrics_file = osp.join(stage_dir, 'metrics.json')
             cmd = [
-                sys.executable, 'tools/test.py', wrapper, ckpt, '--work-dir',
+                sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
                 test_dir, '--out', metrics_file
             ]
             if task in CLS_TASKS:
-                cmd += ['--cfg-options', f'test_evaluator.out_dir={stage_dir}',
-                        'test_evaluator.roc_file=roc.json']
+                options = options + [
+                    f'test_evaluator.out_dir={stage_dir}',
+                    'test_evaluator.roc_file=roc.json'
+                ]
+            if options:
+                cmd += ['--cfg-options', *options]
             self._run(cmd, osp.join(stage_dir, 'stage.log'))
             with open(metrics_file) as f:
                 metrics = json.load(f)
-            return dict(checkpoint=ckpt, config=wrapper, metrics=metrics)
+            return dict(checkpoint=ckpt, config=config, metrics=metrics)
 
         return self._stage(f'finetune/{task}_{backbone}_{init}', body)
 

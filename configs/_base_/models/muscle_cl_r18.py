@@ -5,10 +5,8 @@
 # `model`.
 model = dict(
     type='MultiTaskModel',
-    # Same type and keys as the stage-1 (MD-MoCo) backbone. Its weights come
-    # from `init_cfg=dict(type='Pretrained', checkpoint='<mdmoco.pth>',
-    # prefix='backbone.')` (see configs/muscle/cl_r18.py); left unset here so
-    # a child config or --cfg-options can add it.
+    # Same type and keys as the stage-1 (MD-MoCo) backbone, whose weights
+    # configs/muscle/cl_r18.py loads (init_cfg).
     backbone=dict(
         type='mmpretrain.ResNet',
         depth=18,

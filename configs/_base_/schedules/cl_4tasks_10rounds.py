@@ -32,6 +32,8 @@ train_cfg = dict(
         lung='lung/mIoU',
         tbx='tbx/mAP'))
 val_cfg = dict(type='MultiTaskValLoop')
+# mmengine's Runner whose --auto-scale-lr reads the task dataloaders
+runner_type = 'MultiTaskRunner'
 
 # The paper gives no optimizer settings; SGD as mmpretrain/mmseg/mmdet use.
 optim_wrapper = dict(
@@ -39,6 +41,10 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
     # L2-SP's ridge term replaces weight decay on the backbone (Eq. 2)
     paramwise_cfg=dict(custom_keys={'backbone': dict(decay_mult=0.)}))
+# the batch of each task the LR above was set for (one process, the dataset
+# configs' batch sizes); --auto-scale-lr multiplies it by the number of GPUs
+auto_scale_lr = dict(
+    enable=False, base_batch_size=dict(pneumonia=16, mura=16, lung=8, tbx=4))
 
 # Eq. 1 with T = one round (one cosine wave per round). The loop derives T at
 # run time from its dataloaders on each process, so it follows the datasets,

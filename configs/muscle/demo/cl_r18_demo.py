@@ -21,7 +21,14 @@ train_cfg = dict(
     loader_overrides=dict(
         num_workers=2, persistent_workers=True, drop_last=True))
 default_hooks = dict(logger=dict(interval=5))
-# the detection task at the demo scale (smaller anchors, fewer proposals)
 model = dict(
+    # the stage-1 backbone of `python tools/run_muscle.py --demo`
+    backbone=dict(
+        init_cfg=dict(
+            checkpoint='work_dirs/muscle_demo/backbones/r18_mdmoco.pth')),
+    # the detection task at the demo scale (smaller anchors, fewer proposals)
     tasks=dict(tbx='{{ fileDirname }}/../../_base_/models/tasks/demo/'
                'tbx_faster-rcnn_r18_fpn_demo.py'))
+# the demo's LR is used as is at its batches of 2 on one process
+auto_scale_lr = dict(
+    base_batch_size=dict(pneumonia=2, mura=2, lung=2, tbx=2))

@@ -35,3 +35,5 @@ train_cfg = dict(max_epochs=max_epochs)
 default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(interval=max_epochs))  # one checkpoint, at the end
+# the demo's LR is used as is at its batch of 16 on one process
+auto_scale_lr = dict(base_batch_size=16)

@@ -9,5 +9,5 @@ model = dict(
         init_cfg=dict(
             type='LocalPretrained',
             source='muscle',
-            checkpoint='work_dirs/backbones/r18_muscle.pth',
+            checkpoint='work_dirs/muscle_paper/backbones/r18_muscle.pth',
             prefix='backbone.')))

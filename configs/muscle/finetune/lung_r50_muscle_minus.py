@@ -9,5 +9,5 @@ model = dict(
         init_cfg=dict(
             type='LocalPretrained',
             source='muscle_minus',
-            checkpoint='work_dirs/backbones/r50_muscle_minus.pth',
+            checkpoint='work_dirs/muscle_paper/backbones/r50_muscle_minus.pth',
             prefix='backbone.')))

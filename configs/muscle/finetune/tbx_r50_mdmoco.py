@@ -8,5 +8,5 @@ model = dict(
         init_cfg=dict(
             type='LocalPretrained',
             source='mdmoco',
-            checkpoint='work_dirs/backbones/r50_mdmoco.pth',
+            checkpoint='work_dirs/muscle_paper/backbones/r50_mdmoco.pth',
             prefix='backbone.')))

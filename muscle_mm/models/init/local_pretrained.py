@@ -28,27 +28,29 @@ _SOURCES = {
      '--cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
     'mdmoco':
     ('MD-MoCo (stage 1) ResNet-{depth} backbone not found at {path}. '
-     'tools/run_muscle.py writes it after stage 1; from a stage-1 '
-     'checkpoint of your own run\n'
+     'Stage 1 of the study makes it (python tools/run_muscle.py writes '
+     '<work dir>/backbones/r{depth}_mdmoco.pth); by hand:\n'
+     '  python tools/train.py configs/muscle/mdmoco_r{depth}.py\n'
      '  python tools/model_converters/export_backbone.py '
-     'work_dirs/<mdmoco run>/epoch_N.pth {path}\n'
-     'or point the config at another file with --cfg-options '
-     'model.backbone.init_cfg.checkpoint=PATH.'),
+     'work_dirs/mdmoco_r{depth}/epoch_200.pth {path}\n'
+     'Another file: --cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
     'muscle_minus':
     ('MUSCLE-- (stage 2 without reshuffling, cyclic LR and L2-SP) '
-     'ResNet-{depth} backbone not found at {path}. tools/run_muscle.py '
-     'writes it after stage 2; from a stage-2 checkpoint of your own run\n'
+     'ResNet-{depth} backbone not found at {path}. Stage 2 of the study '
+     'makes it (python tools/run_muscle.py writes <work dir>/backbones/'
+     'r{depth}_muscle_minus.pth); by hand:\n'
+     '  python tools/train.py configs/muscle/muscle_minus_r{depth}.py\n'
      '  python tools/model_converters/export_backbone.py '
-     'work_dirs/<cl run>/epoch_N.pth {path}\n'
-     'or point the config at another file with --cfg-options '
-     'model.backbone.init_cfg.checkpoint=PATH.'),
-    'muscle': ('MUSCLE (stage 2) ResNet-{depth} backbone not found at {path}. '
-               'tools/run_muscle.py writes it after stage 2; from a stage-2 '
-               'checkpoint of your own run\n'
-               '  python tools/model_converters/export_backbone.py '
-               'work_dirs/<cl run>/epoch_N.pth {path}\n'
-               'or point the config at another file with --cfg-options '
-               'model.backbone.init_cfg.checkpoint=PATH.'),
+     'work_dirs/muscle_minus_r{depth}/epoch_40.pth {path}\n'
+     'Another file: --cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
+    'muscle':
+    ('MUSCLE (stage 2) ResNet-{depth} backbone not found at {path}. Stage 2 '
+     'of the study makes it (python tools/run_muscle.py writes <work dir>/'
+     'backbones/r{depth}_muscle.pth); by hand:\n'
+     '  python tools/train.py configs/muscle/cl_r{depth}.py\n'
+     '  python tools/model_converters/export_backbone.py '
+     'work_dirs/cl_r{depth}/epoch_40.pth {path}\n'
+     'Another file: --cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
 }
 
 _REMOTE = re.compile(r'^([a-z][a-z0-9+.-]*)://', re.IGNORECASE)

@@ -14,9 +14,9 @@ model = dict(
     # mmseg:: / mmdet:: bases do for the other tasks (the type prefix
     # 'mmpretrain.' alone only resolves the outer ImageClassifier)
     _scope_='mmpretrain',
-    # every initialisation keeps the weights it loads: mmpretrain's ResNet
-    # zeroes the last BN of each residual block after init_weights() unless
-    # init_cfg is literally type='Pretrained' (not so for LocalPretrained)
+    # Scratch is Kaiming alone, as for the mmseg / mmdet ResNets of the
+    # other tasks (they zero the residual BN only without an init_cfg);
+    # loaded weights are kept whatever this flag (LocalPretrained)
     backbone=dict(zero_init_residual=False))
 
 # ROC points of Fig. 2 (muscle_mm.visualization.plots), written only when

@@ -1,25 +1,22 @@
-# Demo of stage 3 (MUSCLE Sec. 2.3): ../_base_/tbx_r18.py's model,
+# Demo of stage 3 (MUSCLE Sec. 2.3): ../../_base_/tbx_r18.py's model,
 # optimiser and metrics on the TBX11K miniature of data/demo at 128x80,
 # 2 epochs, well under a minute on 2 CPU cores. Prepare the data once:
 #   python tools/misc/generate_demo_data.py --out data/demo
 #   python tools/dataset_converters/make_splits.py --data-root data/demo
-# Scratch (Kaiming) by default; another initialisation replaces init_cfg:
-#   --cfg-options model.backbone.init_cfg._delete_=True
-#     model.backbone.init_cfg.type=LocalPretrained
-#     model.backbone.init_cfg.checkpoint=PATH
-#     model.backbone.init_cfg.prefix=backbone.
+# The initialisations are ../tbx_r18_{scratch, imagenet, mdmoco,
+# muscle_minus, muscle}_demo.py; they differ only in model.backbone.init_cfg.
 _base_ = [
-    '../../../_base_/models/tasks/demo/tbx_faster-rcnn_r18_fpn_demo.py',
-    '../../../_base_/datasets/demo/tbx11k.py',
-    '../../../_base_/schedules/finetune_det_sgd-step_1x.py',
-    '../../../_base_/default_runtime.py',
+    '../../../../_base_/models/tasks/demo/tbx_faster-rcnn_r18_fpn_demo.py',
+    '../../../../_base_/datasets/demo/tbx11k.py',
+    '../../../../_base_/schedules/finetune_det_sgd-step_1x.py',
+    '../../../../_base_/default_runtime.py',
 ]
 
 max_epochs = 2
-# Scratch, as ../tbx_r18_scratch.py (the demo model's smaller anchors and
-# proposal counts are explained in its file).
-model = dict(backbone=dict(init_cfg={{_base_.kaiming_init}}))
-
+# the task model's init_cfg=None (stage 2's shared backbone brings the
+# weights) becomes an empty dict the initialisations merge into, as in
+# ../../_base_/tbx_r18.py
+model = dict(backbone=dict(init_cfg=dict(_delete_=True)))
 # mmdet's 1x shape shrunk: 10-iteration warm-up, x0.1 half-way
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=10),
@@ -35,3 +32,5 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(interval=max_epochs))  # one checkpoint, at the end
+# the demo's LR is used as is at its batch of 2 on one process
+auto_scale_lr = dict(base_batch_size=2)
