@@ -229,6 +229,33 @@ def test_added_once_per_accumulated_step():
         model.backbone[0].weight.detach(), expected, rtol=0, atol=1e-15)
 
 
+def test_amp_sees_unscaled_gradients_and_skips_overflow():
+    """GradScaler.step (AmpOptimWrapper's) unscales before optimizer.step,
+    hence before the pre-hook, and skips both on inf/nan gradients."""
+    lr, distance = 0.1, 0.05
+    model, runner, hook = make(lr, hook_kwargs=dict(distance_weight=distance))
+    optimizer = runner.optim_wrapper.optimizer
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.**10)
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    w0 = model.backbone[0].weight.detach().clone()
+    perturb(model)
+    w = model.backbone[0].weight.detach().clone()
+
+    scaler.scale((2 * model.backbone[0].weight).sum()).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    expected = w - lr * (2. + 2 * distance * (w - w0))
+    torch.testing.assert_close(
+        model.backbone[0].weight.detach(), expected, rtol=0, atol=1e-15)
+
+    optimizer.zero_grad()
+    before = model.backbone[0].weight.detach().clone()
+    (model.backbone[0].weight.sum() * float('inf')).backward()
+    scaler.step(optimizer)  # overflow: no step, no L2-SP
+    assert torch.equal(model.backbone[0].weight.detach(), before)
+
+
 def test_anchor_from_checkpoint_and_resume(tmp_path):
     model, runner, _ = make()
     stage1 = {
