@@ -413,11 +413,11 @@ def test_cl_configs(repo_root, name):
         assert cfg.param_scheduler.type == 'CyclicCosineLR'
         assert cfg.param_scheduler.period == 'round'  # derived, not counted
         assert cfg.custom_hooks[0].type == 'L2SPHook'
-        # L2-SP's ridge replaces weight decay on the backbone only
-        assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone == dict(
-            decay_mult=0.)
-    else:
-        assert not cfg.optim_wrapper.paramwise_cfg
+    else:  # the same optimizer: its weight decay is Eq. 2's ridge term
+        muscle = Config.fromfile(
+            osp.join(repo_root, 'configs/muscle',
+                     f"{name.replace('muscle_minus', 'cl')}.py"))
+        assert cfg.optim_wrapper == muscle.optim_wrapper
     assert cfg.model.backbone.depth == (50 if 'r50' in name else 18)
 
 

@@ -36,11 +36,11 @@ val_cfg = dict(type='MultiTaskValLoop')
 runner_type = 'MultiTaskRunner'
 
 # The paper gives no optimizer settings; SGD as mmpretrain/mmseg/mmdet use.
+# Its weight decay, on every parameter, is also the ridge term of Eq. 2:
+# 2 * lambda * (1 - alpha) = weight_decay, the same as MUSCLE-- applies.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
-    # L2-SP's ridge term replaces weight decay on the backbone (Eq. 2)
-    paramwise_cfg=dict(custom_keys={'backbone': dict(decay_mult=0.)}))
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
 # the batch of each task the LR above was set for (one process, the dataset
 # configs' batch sizes); --auto-scale-lr multiplies it by the number of GPUs
 auto_scale_lr = dict(
@@ -53,5 +53,13 @@ auto_scale_lr = dict(
 param_scheduler = dict(
     type='CyclicCosineLR', by_epoch=False, period='round', eta_min=1e-4)
 
-# Eq. 2: w0 = the backbone left by the previous task-iterate
-custom_hooks = [dict(type='L2SPHook', anchor='previous')]
+# Eq. 2: w0 = the backbone left by the previous task-iterate. The paper gives
+# no lambda or alpha. L2-SP (Li et al., ICML 2018, ref. [15]) penalises
+# a/2 ||w_S - w_S^0||^2 + b/2 ||w_new||^2 with a = 0.1, b = 0.01; its distance
+# term gives Eq. 2's, lambda * alpha = a / 2. Its b is a ridge on the new
+# layers (here the heads); Eq. 2's ridge is the optimizer's weight decay
+# above, so alpha = (a / 2) / (a / 2 + weight_decay / 2).
+l2sp_a = 0.1
+custom_hooks = [
+    dict(type='L2SPHook', distance_weight=l2sp_a / 2, anchor='previous')
+]

@@ -4,4 +4,3 @@ _base_ = ['./cl_r18_demo.py']
 train_cfg = dict(reshuffle=False)
 param_scheduler = None
 custom_hooks = []
-optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))

@@ -1,100 +1,65 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """L2-SP cross-task memorization of MUSCLE stage 2 (Eq. 2, Sec. 2.2)."""
+import logging
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.runner import CheckpointLoader
 
 from muscle_mm.registry import HOOKS
 
-# Defaults, since MUSCLE gives no value for alpha and lambda. L2-SP (Li et al.,
-# ICML 2018, ref. [15]) uses Omega = a/2 ||w_S - w_S^0||^2 + b/2 ||w_new||^2
-# with a = 0.1, b = 0.01, its ridge being on the new layers; Eq. 2 moves the
-# ridge onto the backbone. Matching term by term, lam * alpha = a / 2 and
-# lam * (1 - alpha) = b / 2, gives (the ridge then equals SGD weight decay
-# 2 * lam * (1 - alpha) = b = 0.01):
-L2SP_A, L2SP_B = 0.1, 0.01
-DEFAULT_LAM = (L2SP_A + L2SP_B) / 2  # 0.055
-DEFAULT_ALPHA = L2SP_A / (L2SP_A + L2SP_B)  # 0.909
-
 CKPT_KEY = 'l2sp_anchor'
+LOG_KEY = 'train/l2sp'
 
 
 @HOOKS.register_module()
 class L2SPHook(Hook):
-    r"""Add the gradient of MUSCLE's L2-SP regulariser (Eq. 2) to the backbone.
+    r"""L2-SP regulariser of MUSCLE (Eq. 2, Sec. 2.2) on the shared backbone.
 
     .. math::
-        \lambda \Omega(w) = \lambda \left[\alpha \|w - w^0\|_2^2
-        + (1 - \alpha) \|w\|_2^2\right]
+        \lambda \Omega(w) = \lambda \alpha \|w - w^0\|_2^2
+        + \lambda (1 - \alpha) \|w\|_2^2
 
-    ``w0`` is snapshot at every ``before_train_epoch``, i.e. at the start of
-    each task-iterate of ``MultiTaskCLLoop`` (``anchor='previous'``, the
-    paper's "pre-trained by previous iterates"), or once, from the weights at
-    the start of training or from ``anchor_ckpt`` (``anchor='pretrained'``,
-    the stage-1 weights).
-
-    The gradient ``2λ[α(w - w0) + (1 - α)w]`` is added to ``param.grad`` by an
-    optimizer step pre-hook with ``torch._foreach`` ops, without autograd:
-
-    - it runs once per real optimizer step, so with ``accumulative_counts=k``
-      it is added once to the accumulated (averaged) task gradient, as if Ω
-      were part of the averaged loss;
-    - it runs after the wrapper's gradient clipping, like the optimizer's own
-      weight decay that it replaces: clipping bounds the data gradient only
-      (``AmpOptimWrapper`` has unscaled the gradients by then, and skips the
-      step, hence the hook, on overflow);
-    - under DDP the task gradients are already all-reduced; Ω is identical on
-      every rank (same weights, same anchor), so adding it locally is exact;
-    - parameters with ``requires_grad=False`` or without a gradient in this
-      step (unused by the active task) are skipped, as torch optimizers skip
-      them for weight decay.
-
-    The ridge term replaces weight decay, so the optimizer must not decay the
-    backbone too: set ``paramwise_cfg=dict(custom_keys={'backbone':
-    dict(decay_mult=0.)})``. The hook raises at ``before_train`` if a
-    trainable backbone parameter still has ``weight_decay > 0``.
-
-    ``train/l2sp_loss`` (λΩ before the step) is logged every optimizer step.
+    The ridge term is the optimizer's weight decay (``2λ(1 - α)``), the same
+    that MUSCLE-- applies; the hook adds the distance term's gradient
+    ``2λα(w - w0)`` to the gradients before each optimizer step and logs
+    ``train/l2sp`` (its value) on the LoggerHook's iterations. See
+    ``docs/l2sp.md``.
 
     Args:
-        alpha (float): α of Eq. 2, weight of the distance to ``w0`` (1 - α
-            weighs the ridge term). Defaults to 0.909 (see ``DEFAULT_ALPHA``).
-        lam (float): λ, overall strength. Defaults to 0.055.
-        params (str): ``'weights'`` regularises conv / FC weights only (every
-            parameter with ≥ 2 dims; BN and biases are 1-D), as L2-SP does;
-            ``'all'`` regularises every backbone parameter. Defaults to
-            ``'weights'``.
-        anchor (str): ``'previous'`` or ``'pretrained'``. Defaults to
+        distance_weight (float): λα, the weight of ``||w - w0||²`` in the loss.
+        params (str): ``'weights'``: the distance term covers conv / FC weights
+            (parameters with ≥ 2 dims), as L2-SP; ``'all'``: every parameter
+            of ``module``. Defaults to ``'weights'``.
+        anchor (str): w0 is the backbone at the start of each task-iterate
+            (``'previous'``, the paper's) or at the start of training /
+            from ``anchor_ckpt`` (``'pretrained'``). Defaults to
             ``'previous'``.
-        anchor_ckpt (str, optional): Checkpoint holding the stage-1 weights for
-            ``anchor='pretrained'``; without it the weights at the start of
-            training are used, and saved in every checkpoint for resuming.
+        anchor_ckpt (str, optional): Checkpoint with the stage-1 weights for
+            ``anchor='pretrained'``. Defaults to None.
         anchor_prefix (str): Prefix of the backbone keys in ``anchor_ckpt``.
             Defaults to ``'backbone.'``.
         module (str): Name of the regularised sub-module of the model.
             Defaults to ``'backbone'``.
     """
 
-    priority = 'NORMAL'
+    priority = 'NORMAL'  # before LoggerHook reads the logged value
 
     def __init__(self,
-                 alpha: float = DEFAULT_ALPHA,
-                 lam: float = DEFAULT_LAM,
+                 distance_weight: float,
                  params: str = 'weights',
                  anchor: str = 'previous',
                  anchor_ckpt: Optional[str] = None,
                  anchor_prefix: str = 'backbone.',
                  module: str = 'backbone') -> None:
-        if not 0. <= alpha <= 1.:
-            raise ValueError(f'L2SPHook: `alpha` must lie in [0, 1], got '
-                             f'{alpha}.')
-        if lam < 0:
-            raise ValueError(f'L2SPHook: `lam` must be >= 0, got {lam}.')
+        if not distance_weight >= 0:
+            raise ValueError('L2SPHook: `distance_weight` (λα of Eq. 2) must '
+                             f'be >= 0, got {distance_weight}.')
         if params not in ('weights', 'all'):
             raise ValueError(f"L2SPHook: `params` must be 'weights' or 'all', "
                              f'got {params!r}.')
@@ -104,8 +69,7 @@ class L2SPHook(Hook):
         if anchor_ckpt is not None and anchor != 'pretrained':
             raise ValueError("L2SPHook: `anchor_ckpt` needs anchor="
                              f"'pretrained', but anchor={anchor!r}.")
-        self.alpha = alpha
-        self.lam = lam
+        self.distance_weight = float(distance_weight)
         self.params = params
         self.anchor = anchor
         self.anchor_ckpt = anchor_ckpt
@@ -113,11 +77,12 @@ class L2SPHook(Hook):
         self.module = module
 
         self._w0: Dict[str, torch.Tensor] = {}
-        # per optimizer: (params, anchors, buffers for w - w0) that it holds
-        self._targets: Dict[int, Tuple[List[nn.Parameter], List[torch.Tensor],
+        # per optimizer: the trainable regularised parameters it holds, and
+        # their anchors
+        self._targets: Dict[int, Tuple[List[nn.Parameter],
                                        List[torch.Tensor]]] = {}
         self._handles: list = []
-        self._last_value: Optional[torch.Tensor] = None
+        self._log_interval = 1
 
     # -- helpers ----------------------------------------------------------
     def _backbone(self, runner) -> nn.Module:
@@ -132,7 +97,7 @@ class L2SPHook(Hook):
                 f'`module=` to the name of the shared backbone.') from None
 
     def _selected(self, backbone: nn.Module) -> Dict[str, nn.Parameter]:
-        """Parameters of Eq. 2, trainable or not, by name."""
+        """Parameters of the distance term, trainable or not, by name."""
         return {
             name: p
             for name, p in backbone.named_parameters()
@@ -149,27 +114,27 @@ class L2SPHook(Hook):
         raise TypeError('L2SPHook needs a built OptimWrapper or '
                         f'OptimWrapperDict, got {type(wrapper).__name__}.')
 
-    def _check_weight_decay(self, runner, backbone: nn.Module) -> None:
-        names = {id(p): n for n, p in backbone.named_parameters()}
+    def _check_ridge(self, runner, backbone: nn.Module) -> None:
+        """Warn if the backbone is left undecayed while the heads are not
+        (the setting of the earlier L2SPHook, which applied the ridge itself).
+        """
+        ours = {id(p) for p in backbone.parameters() if p.requires_grad}
         for optimizer in self._optimizers(runner):
-            for i, group in enumerate(optimizer.param_groups):
-                if not group.get('weight_decay', 0):
-                    continue
-                decayed = [
-                    names[id(p)] for p in group['params']
-                    if id(p) in names and p.requires_grad
-                ]
-                if decayed:
-                    raise ValueError(
-                        f'L2SPHook applies the ridge term of Eq. 2 to '
-                        f'`{self.module}`, but {type(optimizer).__name__} '
-                        f'param group {i} also decays '
-                        f'{len(decayed)} of its parameters (e.g. '
-                        f'{self.module}.{decayed[0]}) with '
-                        f"weight_decay={group['weight_decay']}, which would "
-                        'apply ridge twice. Add to the optim_wrapper: '
-                        "paramwise_cfg=dict(custom_keys={'"
-                        f"{self.module}': dict(decay_mult=0.)}}).")
+            decay = {True: [], False: []}  # in the backbone: decays
+            for g in optimizer.param_groups:
+                for p in g['params']:
+                    decay[id(p) in ours].append(g.get('weight_decay', 0))
+            if decay[True] and max(decay[True]) == 0 and max(
+                    decay[False], default=0) > 0:
+                print_log(
+                    f'L2SPHook: {type(optimizer).__name__} does not decay '
+                    f'`{self.module}` but decays other parameters. The '
+                    'ridge term of Eq. 2 is the optimizer\'s weight decay '
+                    '(MUSCLE-- applies it to every parameter): remove the '
+                    f"`decay_mult=0.` of '{self.module}' from paramwise_cfg "
+                    'unless you mean alpha=1.',
+                    logger='current',
+                    level=logging.WARNING)
 
     def _snapshot(self, backbone: nn.Module) -> None:
         self._w0 = {
@@ -213,49 +178,49 @@ class L2SPHook(Hook):
                 pairs[id(p)] for g in optimizer.param_groups
                 for p in g['params'] if id(p) in pairs
             ]
-            params, anchors = [p for p, _ in held], [a for _, a in held]
-            # w - w0 goes into buffers kept for the epoch: allocating them at
-            # every step costs more than the arithmetic (page faults on CPU)
-            diffs = [torch.empty_like(a) for a in anchors]
-            self._targets[id(optimizer)] = (params, anchors, diffs)
+            self._targets[id(optimizer)] = ([p for p, _ in held],
+                                            [a for _, a in held])
 
     @torch.no_grad()
     def _pre_step(self, optimizer, args, kwargs) -> None:
-        """Optimizer step pre-hook: grads += ∇(λΩ)."""
-        if id(optimizer) not in self._targets:
+        """Optimizer step pre-hook: grads += 2λα (w - w0)."""
+        targets = self._targets.get(id(optimizer))
+        if not targets or not self.distance_weight:
             return
-        ws, w0s, diffs = self._targets[id(optimizer)]
+        ws, w0s = targets
         if any(p.grad is None for p in ws):
             live = [i for i, p in enumerate(ws) if p.grad is not None]
             if not live:
                 return
-            ws, w0s, diffs = ([x[i] for i in live] for x in (ws, w0s, diffs))
+            ws, w0s = [ws[i] for i in live], [w0s[i] for i in live]
         grads = [p.grad for p in ws]
-        value = ws[0].new_zeros(())
-        if self.alpha > 0:
-            torch._foreach_copy_(diffs, ws)
-            torch._foreach_sub_(diffs, w0s)
-            torch._foreach_add_(grads, diffs, alpha=2 * self.lam * self.alpha)
-            value += self.alpha * torch.stack(
-                torch._foreach_norm(diffs)).square().sum()
-        if self.alpha < 1:
-            ridge = 1 - self.alpha
-            torch._foreach_add_(grads, ws, alpha=2 * self.lam * ridge)
-            value += ridge * torch.stack(
-                torch._foreach_norm(ws)).square().sum()
-        self._last_value = self.lam * value
+        # in place on the gradients, no temporaries
+        torch._foreach_add_(grads, ws, alpha=2 * self.distance_weight)
+        torch._foreach_add_(grads, w0s, alpha=-2 * self.distance_weight)
+
+    @torch.no_grad()
+    def _value(self) -> float:
+        """λα ||w - w0||² over the regularised trainable parameters."""
+        ws = [p for params, _ in self._targets.values() for p in params]
+        if not ws:
+            return 0.
+        w0s = [a for _, anchors in self._targets.values() for a in anchors]
+        norms = torch._foreach_norm(torch._foreach_sub(ws, w0s))
+        return self.distance_weight * torch.stack(norms).square().sum().item()
 
     # -- hook points ------------------------------------------------------
     def before_train(self, runner) -> None:
         self._remove_handles()
         backbone = self._backbone(runner)
-        self._check_weight_decay(runner, backbone)
+        self._check_ridge(runner, backbone)
         if self.anchor == 'pretrained' and not self._w0:
             # not restored from a resumed checkpoint by after_load_checkpoint
             if self.anchor_ckpt is not None:
                 self._load_anchor_ckpt(backbone)
             else:
                 self._snapshot(backbone)
+        loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
+        self._log_interval = loggers[0].interval if loggers else 1
         for optimizer in self._optimizers(runner):
             self._handles.append(
                 optimizer.register_step_pre_hook(self._pre_step))
@@ -270,10 +235,10 @@ class L2SPHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
-        if self._last_value is not None:
-            runner.message_hub.update_scalar('train/l2sp_loss',
-                                             self._last_value.item())
-            self._last_value = None
+        # only where LoggerHook may print it (the same test as LoggerHook's)
+        if (self.every_n_inner_iters(batch_idx, self._log_interval)
+                or self.end_of_epoch(runner.train_dataloader, batch_idx)):
+            runner.message_hub.update_scalar(LOG_KEY, self._value())
 
     def after_train(self, runner) -> None:
         self._remove_handles()
