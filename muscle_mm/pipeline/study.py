@@ -22,6 +22,35 @@ from muscle_mm.utils.fileio import atomic_write
 
 
 
+@dataclass
+class PlannedRun:
+    """One training run of the study, as :meth:`MuscleStudy.plan` lists it.
+
+    Args:
+        name: Its folder under the work dir, e.g. ``finetune/lung_r18_muscle``.
+        stage: 1 (MD-MoCo), 2 (MUSCLE / MUSCLE--) or 3 (fine-tune + test).
+        config: Its config file.
+        backbone: ``'r18'`` or ``'r50'``.
+        init: The initialisation it loads (``'mdmoco'``, ``'imagenet'``...),
+            None for stage 1 and Scratch.
+        init_file: The file it loads, None when none (or none was given).
+        task: The fine-tuned task (stage 3).
+        output: The backbone file it writes (stages 1 and 2).
+    """
+    name: str
+    stage: int
+    config: str
+    backbone: str
+    init: Optional[str] = None
+    init_file: Optional[str] = None
+    task: Optional[str] = None
+    output: Optional[str] = None
+
+
+#: Initialisations that a stage of the study makes
+STAGE_BACKBONES = ('mdmoco', 'muscle_minus', 'muscle')
+
+
 def default_work_dir(scale: str) -> str:
     """The study's work dir unless ``--work-dir`` is given; the configs'
     default backbone files lie below it (relative to the working dir)."""
@@ -127,9 +156,10 @@ class MuscleStudy:
         lr, ratio = lr_scaling(Config.fromfile(config), self.s.gpus)
         self.log(f'  LR {describe(lr, ratio)} on {self.s.gpus} process(es)')
         if self.s.gpus > 1:
-            cmd = ['bash', 'tools/dist_train.sh', config, str(self.s.gpus)]
+            cmd = ['bash', self.tool('dist_train.sh'), config,
+                   str(self.s.gpus)]
         else:
-            cmd = [sys.executable, 'tools/train.py', config]
+            cmd = [sys.executable, self.tool('train.py'), config]
         cmd += ['--work-dir', work_dir, '--resume']
         if ratio != 1:
             cmd.append('--auto-scale-lr')
@@ -138,13 +168,20 @@ class MuscleStudy:
         return cmd
 
     # ------------------------------------------------------------ running
+    @staticmethod
+    def tool(name: str) -> str:
+        """Path of a script under ``tools/``."""
+        return osp.join(REPO_ROOT, 'tools', name)
+
     def _run(self, cmd: List[str], log_file: str) -> None:
+        """Run ``cmd`` in the current directory (the configs' relative
+        ``data/`` and ``work_dirs/`` paths are read from it)."""
         env = dict(os.environ)
         env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
         self.log('  $ ' + ' '.join(cmd))
         with open(log_file, 'a') as f:
             proc = subprocess.run(
-                cmd, cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+                cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             with open(log_file) as f:
                 tail = ''.join(f.readlines()[-40:])
@@ -194,11 +231,12 @@ class MuscleStudy:
 
         def body(stage_dir):
             from muscle_mm.datasets.demo import generate_demo_data
-            root = osp.join(REPO_ROOT, 'data', 'demo')
+            root = osp.abspath(osp.join('data', 'demo'))
             counts = generate_demo_data(root)
             self._run([
-                sys.executable, 'tools/dataset_converters/make_splits.py',
-                '--data-root', root
+                sys.executable,
+                self.tool('dataset_converters/make_splits.py'), '--data-root',
+                root
             ], osp.join(stage_dir, 'stage.log'))
             return dict(data_root=root, images=counts)
 
@@ -246,7 +284,8 @@ class MuscleStudy:
             test_dir = osp.join(stage_dir, 'test')
             metrics_file = osp.join(stage_dir, 'metrics.json')
             cmd = [
-                sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
+                sys.executable,
+                self.tool('test.py'), config, ckpt, '--work-dir',
                 test_dir, '--out', metrics_file
             ]
             if task in CLS_TASKS:
@@ -264,25 +303,56 @@ class MuscleStudy:
         return self._stage(f'finetune/{task}_{backbone}_{init}', body)
 
     # ---------------------------------------------------------------- all
+    def plan(self) -> List[PlannedRun]:
+        """Every training run of the settings, in the order they run."""
+        runs = []
+        need_stage2 = {'muscle', 'muscle_minus'} & set(self.s.inits)
+        for bb in self.s.backbones:
+            mdmoco = self.backbone_file(bb, 'mdmoco')
+            if need_stage2 or 'mdmoco' in self.s.inits:
+                runs.append(
+                    PlannedRun(f'mdmoco_{bb}', 1,
+                               self.stage_config(f'mdmoco_{bb}'), bb,
+                               output=mdmoco))
+            for init, kind in (('muscle', 'cl'),
+                               ('muscle_minus', 'muscle_minus')):
+                if init in self.s.inits:
+                    runs.append(
+                        PlannedRun(f'{init}_{bb}', 2,
+                                   self.stage_config(f'{kind}_{bb}'), bb,
+                                   'mdmoco', mdmoco,
+                                   output=self.backbone_file(bb, init)))
+            files = dict(
+                scratch=None,
+                imagenet=self.s.imagenet.get(bb),
+                **{i: self.backbone_file(bb, i)
+                   for i in STAGE_BACKBONES})
+            for task in self.s.tasks:
+                for init in self.s.inits:
+                    runs.append(
+                        PlannedRun(f'finetune/{task}_{bb}_{init}', 3,
+                                   self.finetune_config(task, bb, init), bb,
+                                   None if init == 'scratch' else init,
+                                   files[init], task))
+        return runs
+
     def run(self) -> dict:
         """Run every stage; returns ``{task: {backbone: {init: metrics}}}``."""
         self.prepare_data()
         results: Dict[str, Dict[str, Dict[str, dict]]] = {
             t: {} for t in self.s.tasks
         }
-        need_stage2 = {'muscle', 'muscle_minus'} & set(self.s.inits)
-        for bb in self.s.backbones:
-            weights = dict(scratch=None, imagenet=self.s.imagenet.get(bb))
-            if need_stage2 or 'mdmoco' in self.s.inits:
-                weights['mdmoco'] = self.stage1(bb)
-            if 'muscle' in self.s.inits:
-                weights['muscle'] = self.stage2('cl', bb, weights['mdmoco'])
-            if 'muscle_minus' in self.s.inits:
-                weights['muscle_minus'] = self.stage2('muscle_minus', bb,
-                                                      weights['mdmoco'])
-            for task in self.s.tasks:
-                for init in self.s.inits:
-                    out = self.stage3(task, bb, init, weights[init])
-                    if out is not None:
-                        results[task].setdefault(bb, {})[init] = out
+        for run in self.plan():
+            if run.stage == 1:
+                self.stage1(run.backbone)
+            elif run.stage == 2:
+                self.stage2('cl' if run.name.startswith('muscle_r') else
+                            'muscle_minus', run.backbone, run.init_file)
+            else:
+                out = self.stage3(run.task, run.backbone, run.init or
+                                  'scratch', run.init_file)
+                if out is not None:
+                    results[run.task].setdefault(run.backbone,
+                                                 {})[run.init or
+                                                     'scratch'] = out
         return results
