@@ -10,6 +10,7 @@ Paper scale (the nine datasets under data/ as README.md shows, 8 GPUs):
 Re-running skips finished stages and resumes an interrupted one.
 """
 import argparse
+import sys
 
 from muscle_mm.pipeline import MuscleStudy, StudySettings, build_report
 from muscle_mm.pipeline.study import INITS, TASKS, default_work_dir
@@ -38,6 +39,18 @@ def parse_args() -> argparse.Namespace:
         metavar='BACKBONE=PATH',
         help='local ImageNet weights per backbone (nothing is downloaded)')
     parser.add_argument('--gpus', type=int, default=1)
+    parser.add_argument(
+        '--amp', action='store_true', help='mixed-precision training')
+    parser.add_argument(
+        '--preflight',
+        action='store_true',
+        help='train nothing: check data, configs, initialisation files, '
+        'schedules, disk and memory of this run, print one table, exit 1 '
+        'if any check fails')
+    parser.add_argument(
+        '--skip-memory',
+        action='store_true',
+        help='with --preflight: do not time one training step per stage')
     return parser.parse_args()
 
 
@@ -57,9 +70,17 @@ def main() -> None:
         tasks=args.tasks,
         inits=args.inits,
         imagenet=imagenet,
-        gpus=args.gpus)
+        gpus=args.gpus,
+        amp=args.amp)
     register_all_modules(init_default_scope=False)
     study = MuscleStudy(settings)
+    if args.preflight:
+        from muscle_mm.pipeline.preflight import Preflight
+        study.prepare_data()  # the demo data (seconds); nothing at paper scale
+        checks = Preflight(study, amp=args.amp,
+                           memory=not args.skip_memory).run()
+        print(Preflight.table(checks))
+        sys.exit(1 if any(c.failed for c in checks) else 0)
     results = study.run()
     build_report(study.work_dir, results)
 

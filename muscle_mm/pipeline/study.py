@@ -76,6 +76,7 @@ class StudySettings:
             without weights is reported as skipped, never downloaded.
         gpus: Processes per run (``tools/dist_train.sh`` when > 1); each
             run's LR is scaled from its config's ``auto_scale_lr``.
+        amp: Train with ``--amp`` (mixed precision).
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the repository, as OpenMMLab configs do;
@@ -88,6 +89,7 @@ class StudySettings:
     inits: Sequence[str] = INITS
     imagenet: Dict[str, str] = field(default_factory=dict)
     gpus: int = 1
+    amp: bool = False
 
     def __post_init__(self):
         if self.scale not in ('demo', 'paper'):
@@ -113,6 +115,12 @@ class MuscleStudy:
         os.makedirs(self.work_dir, exist_ok=True)
 
     # ------------------------------------------------------------ configs
+    @property
+    def data_root(self) -> str:
+        """Where the configs of this scale read the datasets (``data/`` or
+        ``data/demo/`` of the current directory)."""
+        return osp.abspath('data/demo' if self.s.scale == 'demo' else 'data')
+
     def backbone_file(self, backbone: str, init: str) -> str:
         """Where the study keeps the backbone of a stage: the default
         ``init_cfg.checkpoint`` of the configs (for the default work dir)."""
@@ -161,6 +169,8 @@ class MuscleStudy:
         else:
             cmd = [sys.executable, self.tool('train.py'), config]
         cmd += ['--work-dir', work_dir, '--resume']
+        if self.s.amp:
+            cmd.append('--amp')
         if ratio != 1:
             cmd.append('--auto-scale-lr')
         if cfg_options:
@@ -231,7 +241,7 @@ class MuscleStudy:
 
         def body(stage_dir):
             from muscle_mm.datasets.demo import generate_demo_data
-            root = osp.abspath(osp.join('data', 'demo'))
+            root = self.data_root
             counts = generate_demo_data(root)
             self._run([
                 sys.executable,

@@ -13,12 +13,9 @@ decodes every pixel). Exit status 1 if anything is missing or unreadable.
 import argparse
 import os.path as osp
 import sys
-from typing import List, Tuple
-
-from PIL import Image
 
 from muscle_mm.datasets.readers import TABLE1
-from muscle_mm.registry import DATASETS
+from muscle_mm.datasets.readers.verify import verify_split
 
 
 def parse_args():
@@ -42,36 +39,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def unreadable(paths: List[str], decode: bool) -> List[str]:
-    bad = []
-    for path in paths:
-        if path.lower().endswith('.dcm'):
-            continue  # DICOM: opened by LoadXrayImage through pydicom
-        try:
-            with Image.open(path) as im:
-                im.load() if decode else im.size
-        except Exception as e:  # noqa: B902 - any failure is the report
-            bad.append(f'{path}: {type(e).__name__}: {e}')
-    return bad
-
-
-def check(key: str, root: str, split: str,
-          decode: bool) -> Tuple[int, List[str]]:
-    try:
-        ds = DATASETS.build(
-            dict(
-                type=TABLE1[key]['type'],
-                data_root=root,
-                split=split,
-                on_error='skip',
-                check_files=True,
-                lazy_init=False))
-    except Exception as e:  # noqa: B902
-        return 0, [f'cannot build the reader: {type(e).__name__}: {e}']
-    paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
-    return len(ds), ds.errors.skipped + unreadable(paths, decode)
-
-
 def main() -> int:
     args = parse_args()
     status = 0
@@ -84,7 +51,7 @@ def main() -> int:
                       f'folder {root} not found')
                 status = 1
                 continue
-            found, problems = check(key, root, split, args.decode)
+            found, problems = verify_split(key, root, split, args.decode)
             diff = found - expected
             note = 'ok' if diff == 0 else f'difference {diff:+d}'
             if problems:

@@ -14,6 +14,26 @@ from muscle_mm.registry import PARAM_SCHEDULERS
 LOOP_PERIODS = ('round', 'task_iterate')
 
 
+def check_period(period: Union[int, str],
+                 by_epoch: bool,
+                 iters_per_round: int,
+                 iterates_per_round: int,
+                 round_description: str,
+                 name: str = 'CyclicCosineLR') -> int:
+    """Steps of one CL round in the scheduler's unit; raises if a numeric
+    ``period`` is not a whole number of rounds (the waves would drift)."""
+    per_round = iterates_per_round if by_epoch else iters_per_round
+    unit = 'task-iterates' if by_epoch else 'iterations'
+    if isinstance(period, int) and period % per_round:
+        raise ValueError(
+            f'{name}: period={period} {unit}, but one round of this run is '
+            f'{per_round} {unit} per process ({round_description}), so the '
+            "cosine waves would drift across rounds. Use period='round' (one "
+            "wave per round, derived at run time) or period='task_iterate' "
+            '(one per task-iterate), or a whole number of rounds.')
+    return per_round
+
+
 @PARAM_SCHEDULERS.register_module()
 class CyclicCosineParamScheduler(_ParamScheduler):
     r"""Cyclic cosine schedule of any optimizer parameter (MUSCLE Eq. 1).
@@ -162,21 +182,14 @@ class CyclicCosineParamScheduler(_ParamScheduler):
         this process; ``'task_iterate'`` follows each task-iterate's own
         length. A numeric period must be a whole number of rounds.
         """
-        per_round = loop.task_iterates_per_round if self.by_epoch \
-            else loop.iters_per_round
-        unit = 'task-iterates' if self.by_epoch else 'iterations'
+        per_round = check_period(self.period, self.by_epoch,
+                                 loop.iters_per_round,
+                                 loop.task_iterates_per_round,
+                                 loop.describe_round(), type(self).__name__)
         if self.period == 'round':
             self._locate = lambda step: (*divmod(step, per_round), per_round)
         elif self.period == 'task_iterate':
             self._locate = loop.task_iterate_position
-        elif self.period % per_round:
-            raise ValueError(
-                f'{type(self).__name__}: period={self.period} {unit}, but one '
-                f'round of this run is {per_round} {unit} per process '
-                f'({loop.describe_round()}), so the cosine waves would drift '
-                "across rounds. Use period='round' (one wave per round, "
-                "derived at run time) or period='task_iterate' (one per "
-                'task-iterate), or a whole number of rounds.')
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -1,0 +1,450 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Check a study in minutes before it runs for days.
+
+``python tools/run_muscle.py ... --preflight`` trains nothing: it walks the
+study's plan (:meth:`MuscleStudy.plan`) and checks the data, every config,
+every initialisation file, each run's schedule on the requested number of
+processes, the disk space its checkpoints need and the peak memory of one
+training step per stage. One table; any ``FAIL`` line makes it fail.
+"""
+import copy
+import json
+import math
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from .study import REPO_ROOT, MuscleStudy, PlannedRun
+
+#: The TABLE1 dataset of each downstream task
+TASK_DATASETS = dict(
+    pneumonia='pneumonia', mura='mura', lung='lung_masks', tbx='tbx11k')
+GiB = 1024**3
+
+
+@dataclass
+class Check:
+    """One line of the preflight's table."""
+    section: str
+    subject: str
+    status: str  # 'ok', 'FAIL', 'skip' or 'made by stage N'
+    detail: str = ''
+
+    @property
+    def failed(self) -> bool:
+        return self.status == 'FAIL'
+
+
+def _error(e: BaseException) -> str:
+    text = f'{type(e).__name__}: {e}'.strip().replace('\n', ' | ')
+    return text if len(text) < 600 else text[:600] + ' ...'
+
+
+def iters_per_epoch(num_samples: int, batch_size: int, world_size: int,
+                    drop_last: bool) -> int:
+    """Iterations of one epoch on each of ``world_size`` processes, for a
+    sampler that splits an epoch of ``num_samples`` evenly, rounding up
+    (mmengine's ``DefaultSampler``, ``MultiSourceWeightedSampler``)."""
+    per_rank = math.ceil(num_samples / world_size)
+    return per_rank // batch_size if drop_last else math.ceil(per_rank /
+                                                             batch_size)
+
+
+class Preflight:
+    """The checks of ``--preflight`` for a study.
+
+    Args:
+        study: The study to check, with the settings of the real run.
+        amp: Whether the run trains with ``--amp`` (memory is measured so).
+        memory: Measure the peak memory of one training step per stage
+            (a subprocess each; minutes at paper scale on a CPU).
+        log: Where progress goes.
+    """
+
+    def __init__(self,
+                 study: MuscleStudy,
+                 amp: bool = False,
+                 memory: bool = True,
+                 log=print) -> None:
+        self.study = study
+        self.world_size = study.s.gpus
+        self.amp = amp
+        self.memory = memory
+        self.log = log
+        self._loaders: Dict[str, object] = {}
+
+    # ------------------------------------------------------------ driver
+    def run(self) -> List[Check]:
+        from mmengine.registry import DefaultScope
+
+        from muscle_mm.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        checks = self.check_data()
+        plan = self.study.plan()
+        sizes: Dict[str, tuple] = {}  # run -> (checkpoint, backbone) bytes
+        with DefaultScope.overwrite_default_scope('muscle'):
+            for run in plan:
+                self.log(f'[preflight] {run.name}')
+                checks += self.check_run(run, plan, sizes)
+        checks += self.check_disk(plan, sizes)
+        if self.memory:
+            checks += self.check_memory(plan)
+        return checks
+
+    @staticmethod
+    def table(checks: Sequence[Check]) -> str:
+        widths = [
+            max(len(getattr(c, k)) for c in checks)
+            for k in ('section', 'subject', 'status')
+        ]
+        lines = []
+        for c in checks:
+            lines.append(f'{c.section:<{widths[0]}}  {c.subject:<{widths[1]}}'
+                         f'  {c.status:<{widths[2]}}  {c.detail}')
+        failed = sum(c.failed for c in checks)
+        lines.append(f'{len(checks)} checks, {failed} failed')
+        return '\n'.join(lines)
+
+    # -------------------------------------------------------------- data
+    def check_data(self) -> List[Check]:
+        """Each dataset the plan reads: folder, split files, counts."""
+        from muscle_mm.datasets.readers import TABLE1
+        from muscle_mm.datasets.readers.verify import verify_split
+        plan = self.study.plan()
+        keys = list(TABLE1) if any(r.stage < 3 for r in plan) else [
+            TASK_DATASETS[t] for t in self.study.s.tasks
+        ]
+        checks = []
+        for key in keys:
+            root = osp.join(self.study.data_root, TABLE1[key]['folder'])
+            if not osp.isdir(root):
+                checks.append(
+                    Check('data', key, 'FAIL',
+                          f'{root} not found; docs/datasets.md says where to '
+                          'get it and the layout it must have'))
+                continue
+            for split, expected in TABLE1[key]['counts'].items():
+                found, problems = verify_split(key, root, split)
+                diff = found - expected
+                note = f'{found} images, Table 1: {expected}' + (
+                    '' if diff == 0 else f' ({diff:+d})')
+                if problems:
+                    checks.append(
+                        Check('data', f'{key}/{split}', 'FAIL',
+                              f'{note}; {len(problems)} problem(s): '
+                              f'{problems[0]}'))
+                else:
+                    checks.append(Check('data', f'{key}/{split}', 'ok', note))
+        return checks
+
+    # ------------------------------------------------------------- a run
+    def check_run(self, run: PlannedRun, plan: Sequence[PlannedRun],
+                  sizes: Dict[str, tuple]) -> List[Check]:
+        from mmengine.config import Config
+        try:
+            cfg = Config.fromfile(run.config)
+            if run.init_file:
+                cfg.merge_from_dict(
+                    {'model.backbone.init_cfg.checkpoint': run.init_file})
+            model = self._build_model(cfg)
+            loaders = self._build_loaders(cfg)
+            self._build_evaluators(cfg)
+        except Exception as e:  # noqa: B902 - the report names it
+            return [Check('config', run.name, 'FAIL', _error(e))]
+        sizes[run.name] = (self._checkpoint_bytes(model, cfg),
+                           self._bytes(model.backbone.state_dict()))
+        params = sum(p.numel() for p in model.parameters())
+        return [
+            Check('config', run.name, 'ok',
+                  f'{osp.relpath(run.config, REPO_ROOT)}: model '
+                  f'{params / 1e6:.1f}M parameters, '
+                  f'{len(loaders)} dataloader(s), evaluator(s) built'),
+            self.check_init(run, plan, model),
+            self.check_schedule(run, cfg, loaders),
+        ]
+
+    def _build_model(self, cfg):
+        from muscle_mm.registry import MODELS
+        return MODELS.build(copy.deepcopy(cfg.model))
+
+    def _task_cfgs(self, cfg, key: str) -> Dict[str, dict]:
+        """The ``key`` config of each task (CL) or of the run ('')."""
+        from muscle_mm.engine.loops.utils import task_entry
+        loop = cfg.get('train_cfg') or {}
+        if loop.get('type') != 'MultiTaskCLLoop':
+            value = cfg.get(key)
+            return {} if value is None else {'': value}
+        entries = cfg.get(key) or {}
+        out = {}
+        for task in loop.tasks:
+            if task in entries:
+                value = copy.deepcopy(task_entry(entries[task], key, task))
+                if key == 'train_dataloader':
+                    value.update(loop.get('loader_overrides') or {})
+                out[task] = value
+        return out
+
+    def _build_loaders(self, cfg) -> Dict[str, object]:
+        """Every dataloader of the run (built once per distinct config)."""
+        from mmengine.runner import Runner
+        loaders = {}
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            for task, loader_cfg in self._task_cfgs(cfg, key).items():
+                loader_cfg = copy.deepcopy(loader_cfg)
+                loader_cfg.update(num_workers=0, persistent_workers=False)
+                ident = json.dumps(loader_cfg, sort_keys=True, default=str)
+                if ident not in self._loaders:
+                    self._loaders[ident] = Runner.build_dataloader(
+                        loader_cfg, seed=0)
+                loaders[f'{key}:{task}'] = self._loaders[ident]
+        return loaders
+
+    def _build_evaluators(self, cfg) -> None:
+        from mmengine.evaluator import Evaluator
+        for key in ('val_evaluator', 'test_evaluator'):
+            for metrics in self._task_cfgs(cfg, key).values():
+                Evaluator(copy.deepcopy(metrics))
+
+    @staticmethod
+    def _bytes(tensors) -> int:
+        return sum(t.numel() * t.element_size() for t in tensors.values())
+
+    def _checkpoint_bytes(self, model, cfg) -> int:
+        """Weights + buffers, plus one momentum buffer per trainable
+        parameter when the optimizer keeps one (SGD with momentum)."""
+        state = self._bytes(model.state_dict())
+        optimizer = cfg.optim_wrapper.get('optimizer', {})
+        if optimizer.get('momentum', 0) or optimizer.get('type') in (
+                'Adam', 'AdamW'):
+            state += sum(p.numel() * p.element_size()
+                         for p in model.parameters() if p.requires_grad)
+        return state
+
+    # ------------------------------------------------------- init files
+    def check_init(self, run: PlannedRun, plan: Sequence[PlannedRun],
+                   model) -> Check:
+        subject = f'{run.name} <- {run.init or "scratch"}'
+        if run.init is None:
+            return Check('init', subject, 'ok', 'Kaiming / random, no file')
+        if run.init_file is None:
+            return Check(
+                'init', subject, 'skip',
+                f'no local weights given (--imagenet {run.backbone}=PATH); '
+                'this column is left out of the tables')
+        if not osp.isfile(run.init_file):
+            maker = next((r for r in plan if r.output == run.init_file), None)
+            if maker is not None:
+                return Check('init', subject, f'made by stage {maker.stage}',
+                             f'{run.init_file} (by {maker.name})')
+        try:
+            model.backbone.init_weights()
+        except Exception as e:  # noqa: B902
+            return Check('init', subject, 'FAIL', _error(e))
+        return Check('init', subject, 'ok',
+                     f'{run.init_file} loads strictly into its backbone')
+
+    # ---------------------------------------------------------- schedule
+    def check_schedule(self, run: PlannedRun, cfg, loaders) -> Check:
+        from muscle_mm.engine.runner.lr_scaling import describe, lr_scaling
+        from muscle_mm.engine.schedulers.cyclic_cosine_lr import check_period
+        w = self.world_size
+        per_task = {}
+        for name, loader in loaders.items():
+            key, task = name.split(':')
+            if key == 'train_dataloader':
+                per_task[task] = iters_per_epoch(
+                    len(loader.sampler), loader.batch_size, w,
+                    loader.drop_last)
+        empty = [t or run.name for t, n in per_task.items() if n == 0]
+        try:
+            if empty:
+                raise ValueError(f'no training iteration for {empty} on '
+                                 f'{w} process(es)')
+            lr, ratio = lr_scaling(cfg, w)
+            loop = cfg.train_cfg
+            if loop.get('type') == 'MultiTaskCLLoop':
+                per_round = loop.get('epochs_per_task', 1) * sum(
+                    per_task.values())
+                parts = ' + '.join(f'{t} {n}' for t, n in per_task.items())
+                text = (f'{per_round} it/round per process ({parts} at world '
+                        f'size {w}) x {loop.get("rounds", 10)} rounds')
+                for sched in self._cyclic(cfg):
+                    period = sched.get('period')
+                    per = check_period(period, sched.get('by_epoch', True),
+                                       per_round, len(loop.tasks),
+                                       f'{parts} at world size {w}')
+                    if period == 'task_iterate':
+                        text += '; Eq. 1 T = each task-iterate'
+                    else:
+                        text += (f'; Eq. 1 T = '
+                                 f'{per if period == "round" else period}')
+            else:
+                n = per_task['']
+                text = (f'{n} it/epoch per process x '
+                        f'{loop.get("max_epochs")} epochs')
+        except Exception as e:  # noqa: B902
+            return Check('schedule', run.name, 'FAIL', _error(e))
+        return Check('schedule', run.name, 'ok',
+                     f'{text}; LR {describe(lr, ratio)}')
+
+    @staticmethod
+    def _cyclic(cfg) -> Iterable[dict]:
+        scheds = cfg.get('param_scheduler') or []
+        if isinstance(scheds, dict):
+            scheds = [scheds]
+        return [s for s in scheds if 'CyclicCosine' in str(s.get('type'))]
+
+    # -------------------------------------------------------------- disk
+    def check_disk(self, plan: Sequence[PlannedRun],
+                   sizes: Dict[str, tuple]) -> List[Check]:
+        from mmengine.config import Config
+        need = 0
+        for run in plan:
+            if run.name not in sizes or osp.isfile(
+                    osp.join(self.study.work_dir, run.name,
+                             'stage_done.json')):
+                continue
+            cfg = Config.fromfile(run.config)
+            hook = cfg.default_hooks.get('checkpoint') or {}
+            loop = cfg.train_cfg
+            epochs = loop.get('max_epochs') or loop.get('rounds', 10) * len(
+                loop.get('tasks', [1]))
+            saved = epochs // max(1, hook.get('interval', 1))
+            keep = hook.get('max_keep_ckpts', -1)
+            count = saved if keep is None or keep < 0 else min(saved, keep)
+            checkpoint, backbone = sizes[run.name]
+            need += count * checkpoint + (backbone if run.output else 0)
+        folder = self.study.work_dir
+        while not osp.isdir(folder):
+            folder = osp.dirname(folder)
+        free = shutil.disk_usage(folder).free
+        detail = (f'checkpoints need ~{need / GiB:.2f} GiB, '
+                  f'{free / GiB:.2f} GiB free in {folder}')
+        return [
+            Check('disk', self.study.work_dir, 'FAIL' if need > free else 'ok',
+                  detail if need <= free else detail +
+                  '; free space or choose another --work-dir')
+        ]
+
+    # ------------------------------------------------------------ memory
+    def check_memory(self, plan: Sequence[PlannedRun]) -> List[Check]:
+        """Peak memory of one training step of each distinct model: stage 1,
+        stage 2 (every task, all heads held) and each stage-3 task."""
+        checks, seen = [], set()
+        for run in plan:
+            key = (run.stage, run.backbone, run.task)
+            if key in seen:
+                continue
+            seen.add(key)
+            name = run.name if run.stage < 3 else \
+                f'finetune/{run.task}_{run.backbone}'
+            self.log(f'[preflight] one training step of {name}')
+            try:
+                result = measure_in_subprocess(run.config, self.amp)
+            except Exception as e:  # noqa: B902
+                checks.append(Check('memory', name, 'FAIL', _error(e)))
+                continue
+            detail = f'peak {result["peak"] / GiB:.2f} GiB on ' \
+                     f'{result["device"]} (batch {result["batch"]})'
+            if len(result['tasks']) > 1 and result['device'] != 'CPU':
+                # per task on a GPU only: a process's peak RSS never drops
+                detail += '; ' + ', '.join(
+                    f'{t} {v / GiB:.2f}' for t, v in result['tasks'].items())
+            checks.append(Check('memory', name, 'ok', detail))
+        return checks
+
+
+# --------------------------------------------- one step, in a subprocess
+def measure_in_subprocess(config: str, amp: bool) -> dict:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    cmd = [sys.executable, '-m', 'muscle_mm.pipeline.preflight', config]
+    if amp:
+        cmd.append('--amp')
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr
+                           else f'exit status {proc.returncode}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _rss() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def measure_step(config: str, amp: bool = False) -> dict:
+    """Peak memory of one training step of ``config`` at its batch size.
+
+    On a GPU: ``torch.cuda.max_memory_allocated`` over the step (weights,
+    gradients, optimizer state, activations). On a CPU: the rise of the
+    process's peak resident memory from before the model was built, i.e.
+    the same things, as far as the allocator returns memory.
+    """
+    import resource
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from muscle_mm.registry import RUNNERS
+    from muscle_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(config)
+    cfg.log_level = 'ERROR'
+    cfg.work_dir = tempfile.mkdtemp(prefix='preflight_')
+    loop_cfg = cfg.train_cfg
+    if loop_cfg.get('type') == 'MultiTaskCLLoop':
+        loop_cfg.setdefault('loader_overrides', {}).update(
+            num_workers=0, persistent_workers=False)
+    else:
+        cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if amp:
+        from muscle_mm.utils.amp import use_amp
+        use_amp(cfg)
+    base = _rss()
+    cuda = torch.cuda.is_available()
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    loop = runner.train_loop
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    for hook in runner.hooks:  # L2-SP keeps a copy of the backbone (w0)
+        if type(hook).__name__ == 'L2SPHook':
+            hook.before_train(runner)
+            hook.before_train_epoch(runner)
+    model = runner.model
+    model.train()
+    tasks = list(getattr(loop, 'dataloaders', {})) or [None]
+    peaks, batch = {}, {}
+    for task in tasks:
+        loader = loop.dataloaders[task] if task else loop.dataloader
+        if task:
+            getattr(model, 'module', model).active_task = task
+        data = next(iter(loader))
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        model.train_step(data, optim_wrapper=runner.optim_wrapper)
+        peaks[task or ''] = torch.cuda.max_memory_allocated() if cuda else \
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        batch[task or ''] = loader.batch_size
+    shutil.rmtree(cfg.work_dir, ignore_errors=True)
+    return dict(
+        peak=max(peaks.values()),
+        tasks=peaks,
+        batch=batch[''] if '' in batch else batch,
+        device=torch.cuda.get_device_name() if cuda else 'CPU')
+
+
+if __name__ == '__main__':
+    import argparse
+    parser = argparse.ArgumentParser(description='one training step')
+    parser.add_argument('config')
+    parser.add_argument('--amp', action='store_true')
+    args = parser.parse_args()
+    print(json.dumps(measure_step(args.config, args.amp)))
