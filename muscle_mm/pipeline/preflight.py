@@ -367,6 +367,11 @@ def measure_in_subprocess(config: str, amp: bool) -> dict:
     if amp:
         cmd.append('--amp')
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode == -9:
+        total = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+        raise MemoryError(
+            'the step was killed (SIGKILL), most likely for want of memory: '
+            f'it needs more than this machine\'s {total / GiB:.0f} GiB')
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr
                            else f'exit status {proc.returncode}')
