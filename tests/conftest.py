@@ -1,7 +1,21 @@
+import os
 import os.path as osp
 import sys
 
 import pytest
+
+# The suite runs on the CPU, also where a GPU is visible: several tests
+# compare tensors bit for bit with CPU ones, start gloo DDP processes or
+# check CPU AMP. GPUs are hidden from torch here (and from the subprocesses
+# the tests start) before anything initialises CUDA.
+os.environ['CUDA_VISIBLE_DEVICES'] = ''
+import torch  # noqa: E402
+
+if torch.cuda.is_available():
+    raise RuntimeError(
+        'tests/conftest.py could not hide the GPUs (CUDA was initialised '
+        'before it ran, e.g. by a pytest plugin); run the suite with '
+        'CUDA_VISIBLE_DEVICES= set.')
 
 # tests/data holds toy modules imported by test configs (custom_imports)
 DATA_DIR = osp.join(osp.dirname(__file__), 'data')

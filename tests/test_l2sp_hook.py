@@ -256,6 +256,40 @@ def test_amp_sees_unscaled_gradients_and_skips_overflow():
     assert torch.equal(model.backbone[0].weight.detach(), before)
 
 
+def test_amp_with_fused_optimizer_scales_the_term_like_the_gradients():
+    """A fused optimizer unscales inside its own step: GradScaler hands it
+    scaled gradients and `grad_scale`, so the pre-hook must add the term
+    scaled too; the step is still Eq. 2's."""
+    lr, distance = 0.1, 0.05
+    model, runner, hook = make(lr, hook_kwargs=dict(distance_weight=distance))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, fused=True)
+    runner.optim_wrapper = OptimWrapper(optimizer)
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.**10)
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    w0 = model.backbone[0].weight.detach().clone()
+    perturb(model)
+    w = model.backbone[0].weight.detach().clone()
+
+    scaler.scale((2 * model.backbone[0].weight).sum()).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    expected = w - lr * (2. + 2 * distance * (w - w0))
+    torch.testing.assert_close(
+        model.backbone[0].weight.detach(), expected, rtol=0, atol=1e-15)
+    assert not hasattr(optimizer, 'grad_scale')  # only set during the step
+
+    # explicitly unscaled first (AmpOptimWrapper with clip_grad): no scale
+    optimizer.zero_grad()
+    w = model.backbone[0].weight.detach().clone()
+    scaler.scale((2 * model.backbone[0].weight).sum()).backward()
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    expected = w - lr * (2. + 2 * distance * (w - w0))
+    torch.testing.assert_close(
+        model.backbone[0].weight.detach(), expected, rtol=0, atol=1e-15)
+
+
 def test_anchor_from_checkpoint_and_resume(tmp_path):
     model, runner, _ = make()
     stage1 = {

@@ -3,14 +3,17 @@
 import argparse
 import os
 import os.path as osp
+from typing import Optional, Sequence
 
 from mmengine.config import Config, DictAction
+from mmengine.device import (is_cuda_available, is_mlu_available,
+                             is_musa_available, is_npu_available)
 from mmengine.runner import Runner
 
 from muscle_mm.utils import register_all_modules, setup_cpu_distributed
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -25,7 +28,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training: float16 with '
+        'dynamic loss scaling (mmengine AmpOptimWrapper) on GPUs, bfloat16 '
+        'autocast (CPUAmpOptimWrapper) on CPU-only machines')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -54,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -78,11 +83,20 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        assert optim_wrapper in ['OptimWrapper', 'AmpOptimWrapper'], \
-            '`--amp` is not supported custom optimizer wrapper type ' \
+        assert optim_wrapper in [
+            'OptimWrapper', 'AmpOptimWrapper', 'CPUAmpOptimWrapper',
+            'muscle.CPUAmpOptimWrapper'
+        ], '`--amp` is not supported custom optimizer wrapper type ' \
             f'`{optim_wrapper}.'
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if (is_cuda_available() or is_npu_available() or is_mlu_available()
+                or is_musa_available()):
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            # AmpOptimWrapper asserts one of the devices above; on CPU,
+            # bfloat16 autocast, which needs no loss scaling
+            cfg.optim_wrapper.type = 'muscle.CPUAmpOptimWrapper'
+            cfg.optim_wrapper.pop('loss_scale', None)
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -99,8 +113,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
-    args = parse_args()
+def build_runner(args: argparse.Namespace) -> Runner:
+    """The runner of ``args.config`` with the CLI arguments merged in."""
     register_all_modules(init_default_scope=False)
 
     cfg = Config.fromfile(args.config)
@@ -109,11 +123,13 @@ def main() -> None:
     setup_cpu_distributed(cfg, args.launcher)
 
     if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        from muscle_mm.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
-    runner.train()
+        return Runner.from_cfg(cfg)
+    from muscle_mm.registry import RUNNERS
+    return RUNNERS.build(cfg)
+
+
+def main() -> None:
+    build_runner(parse_args()).train()
 
 
 if __name__ == '__main__':

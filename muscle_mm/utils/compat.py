@@ -15,9 +15,15 @@ Both are applied once, when :mod:`muscle_mm` is imported, and are narrow:
   ``mmcv.image.adjust_hue`` does for every negative hue shift (any
   ``ColorJitter`` with ``hue>0``). We replace it with a version that performs
   the same modulo-256 hue rotation numpy 1 did, so no pipeline can hit it.
+
+A third is applied by the CPU AMP optimizer wrapper only (importing
+``mmcv.ops`` costs most of a second): mmcv 2.1's CPU kernels of ``nms`` and
+``roi_align`` have no bfloat16, so under CPU autocast they would fail in Faster
+R-CNN; :func:`float32_mmcv_ops_under_cpu_autocast` runs them in float32 there.
 """
 import collections
-from typing import Optional
+import functools
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -108,3 +114,68 @@ def apply_compat_fixes() -> None:
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     torch.serialization.add_safe_globals(_safe_globals())
     _fix_adjust_hue()
+
+
+# mmcv autograd Functions whose CPU kernels take float32/float64 only
+_FLOAT32_CPU_OPS = (('mmcv.ops.nms', 'NMSop'), ('mmcv.ops.roi_align',
+                                                'RoIAlignFunction'))
+
+
+def _cast(value: Any, dtype: torch.dtype, reduced: bool) -> Any:
+    """``value`` with its CPU floating tensors cast to ``dtype`` (only the
+    half / bfloat16 ones if ``reduced``)."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(v, dtype, reduced) for v in value)
+    if (isinstance(value, torch.Tensor) and value.is_floating_point()
+            and value.device.type == 'cpu'
+            and (not reduced or value.dtype in (torch.bfloat16, torch.half))):
+        return value.to(dtype)
+    return value
+
+
+def _float32_under_cpu_autocast(function: type) -> None:
+    """Run an autograd Function in float32 while CPU autocast is on, and
+    give its outputs (and input gradients) the dtype of its first floating
+    input, as a kernel with bfloat16 support would."""
+    forward, backward = function.forward, function.backward
+
+    @functools.wraps(forward)
+    def float32_forward(ctx, *args, **kwargs):
+        ctx.cpu_amp_dtype = None
+        if not torch.is_autocast_enabled('cpu'):
+            return forward(ctx, *args, **kwargs)
+        dtype = next(
+            (a.dtype for a in args
+             if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+        with torch.autocast('cpu', enabled=False):
+            out = forward(ctx, *_cast(args, torch.float32, True),
+                          **_cast(kwargs, torch.float32, True))
+        if dtype is None or dtype == torch.float32:
+            return out
+        ctx.cpu_amp_dtype = dtype
+        return _cast(out, dtype, False)
+
+    @functools.wraps(backward)
+    def float32_backward(ctx, *grads):
+        dtype = getattr(ctx, 'cpu_amp_dtype', None)
+        if dtype is None:
+            return backward(ctx, *grads)
+        with torch.autocast('cpu', enabled=False):
+            out = backward(ctx, *_cast(grads, torch.float32, True))
+        return _cast(out, dtype, False)
+
+    function.forward = staticmethod(float32_forward)
+    function.backward = staticmethod(float32_backward)
+    function.float32_under_cpu_autocast = True
+
+
+def float32_mmcv_ops_under_cpu_autocast() -> None:
+    """Let Faster R-CNN train under CPU bfloat16 autocast: mmcv's ``nms``
+    and ``roi_align`` run in float32 there (their CPU kernels have no
+    bfloat16). No effect outside CPU autocast, so none on GPUs. Idempotent.
+    """
+    import importlib
+    for module, name in _FLOAT32_CPU_OPS:
+        function = getattr(importlib.import_module(module), name)
+        if not getattr(function, 'float32_under_cpu_autocast', False):
+            _float32_under_cpu_autocast(function)

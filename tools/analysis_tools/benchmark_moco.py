@@ -136,7 +136,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument(
         '--threads', type=int, default=0, help='torch threads (0: keep)')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return parser.parse_args()
 
 

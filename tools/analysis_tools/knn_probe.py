@@ -48,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--folds', type=int, default=5, help='CV folds')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return parser.parse_args()
 
 
@@ -67,9 +69,9 @@ def features(backbone: nn.Module, dataset, mean: torch.Tensor,
     feats, labels, chunk = [], [], []
 
     def flush() -> None:
-        x = (torch.stack(chunk).float() - mean) / std
+        x = (torch.stack(chunk).to(mean.device).float() - mean) / std
         out = backbone(x)[-1]
-        feats.append(out.mean(dim=(2, 3)).numpy())
+        feats.append(out.mean(dim=(2, 3)).cpu().numpy())
         chunk.clear()
 
     for i in range(len(dataset)):
@@ -113,8 +115,11 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     task = Config.fromfile(args.task)
     pre = cfg.model.data_preprocessor
-    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1)
+    device = torch.device(args.device)
+    mean = torch.tensor(
+        pre.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(
+        pre.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     train_set, _ = load_split(task, 'train_dataloader')
     eval_sets = [
@@ -143,6 +148,7 @@ def main() -> None:
     rows: List[Tuple[str, Dict[str, float]]] = []
     for name, backbone in (('random init (Kaiming)', random_init),
                            ('MD-MoCo', pretrained)):
+        backbone.to(device)
         train = features(backbone, train_set, mean, std, args.batch_size)
         parts = [
             features(backbone, d, mean, std, args.batch_size)

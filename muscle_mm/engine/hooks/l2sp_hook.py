@@ -194,6 +194,16 @@ class L2SPHook(Hook):
                 return
             ws, w0s = [ws[i] for i in live], [w0s[i] for i in live]
         grads = [p.grad for p in ws]
+        # GradScaler (AmpOptimWrapper) unscales the gradients before
+        # optimizer.step, except for optimizers that unscale inside their
+        # step (fused=True): it then sets `grad_scale`, and the term is
+        # scaled like the gradients it joins
+        scale = getattr(optimizer, 'grad_scale', None)
+        if scale is not None:
+            diffs = torch._foreach_sub(ws, w0s)
+            torch._foreach_mul_(diffs, scale)
+            torch._foreach_add_(grads, diffs, alpha=2 * self.distance_weight)
+            return
         # in place on the gradients, no temporaries
         torch._foreach_add_(grads, ws, alpha=2 * self.distance_weight)
         torch._foreach_add_(grads, w0s, alpha=-2 * self.distance_weight)

@@ -87,7 +87,8 @@ class LungSegMetric(BaseMetric):
                         'to ignore)')
             areas = IoUMetric.intersect_and_union(pred, gt, self.num_classes,
                                                   self.ignore_index)
-            self.results.append(tuple(a.numpy() for a in areas))
+            # on the prediction's device (a GPU in a GPU run)
+            self.results.append(tuple(a.cpu().numpy() for a in areas))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Dice (mean over images), pooled Dice, per-class IoU and mIoU."""
