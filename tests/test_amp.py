@@ -35,6 +35,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+import muscle_mm.engine.optimizers.amp as amp_choice
 from muscle_mm.engine.optimizers import CPUAmpOptimWrapper
 from muscle_mm.utils.compat import float32_mmcv_ops_under_cpu_autocast
 
@@ -161,7 +162,7 @@ def gpu_path():
     # on GPUs mmcv's kernels have float16; on CPU they need the float32 fix
     float32_mmcv_ops_under_cpu_autocast()
     patches = [
-        mock.patch.object(train_tool, 'is_cuda_available', lambda: True),
+        mock.patch.object(amp_choice, 'is_cuda_available', lambda: True),
         mock.patch.object(amp_wrapper, 'is_cuda_available', lambda: True),
         mock.patch.object(amp_wrapper, 'GradScaler',
                           lambda **kw: torch.amp.GradScaler('cpu', **kw)),
@@ -192,7 +193,7 @@ def test_amp_selects_the_cpu_wrapper_without_gpu():
 
 
 def test_amp_on_gpu_is_mmengines_wrapper_as_before():
-    with mock.patch.object(train_tool, 'is_cuda_available', lambda: True):
+    with mock.patch.object(amp_choice, 'is_cuda_available', lambda: True):
         wrapper = merged(type='OptimWrapper')
         assert wrapper.type == 'AmpOptimWrapper'
         assert wrapper.loss_scale == 'dynamic'

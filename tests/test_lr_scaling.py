@@ -56,3 +56,12 @@ def test_study_scales_and_logs_the_lr(config, gpus, flag, logged, tmp_path):
     assert any(logged in line for line in logs), logs
     launcher = 'dist_train.sh' if gpus > 1 else 'train.py'
     assert osp.basename(cmd[1]) == launcher
+
+
+def test_study_passes_amp_to_every_run(tmp_path):
+    study = MuscleStudy(
+        StudySettings(work_dir=str(tmp_path), scale='paper', amp=True),
+        log=lambda m: 0)
+    cmd = study.train_command(
+        osp.join(REPO, 'configs/muscle/cl_r18.py'), str(tmp_path))
+    assert '--amp' in cmd

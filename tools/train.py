@@ -6,10 +6,9 @@ import os.path as osp
 from typing import Optional, Sequence
 
 from mmengine.config import Config, DictAction
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
 from mmengine.runner import Runner
 
+from muscle_mm.engine.optimizers import enable_amp
 from muscle_mm.utils import register_all_modules, setup_cpu_distributed
 
 
@@ -82,21 +81,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        assert optim_wrapper in [
-            'OptimWrapper', 'AmpOptimWrapper', 'CPUAmpOptimWrapper',
-            'muscle.CPUAmpOptimWrapper'
-        ], '`--amp` is not supported custom optimizer wrapper type ' \
-            f'`{optim_wrapper}.'
-        if (is_cuda_available() or is_npu_available() or is_mlu_available()
-                or is_musa_available()):
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-        else:
-            # AmpOptimWrapper asserts one of the devices above; on CPU,
-            # bfloat16 autocast, which needs no loss scaling
-            cfg.optim_wrapper.type = 'muscle.CPUAmpOptimWrapper'
-            cfg.optim_wrapper.pop('loss_scale', None)
+        enable_amp(cfg)
 
     if args.resume == 'auto':
         cfg.resume = True

@@ -411,8 +411,8 @@ def measure_step(config: str, amp: bool = False) -> dict:
         cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if amp:
-        from muscle_mm.utils.amp import use_amp
-        use_amp(cfg)
+        from muscle_mm.engine.optimizers import enable_amp
+        enable_amp(cfg)
     base = _rss()
     cuda = torch.cuda.is_available()
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
