@@ -112,7 +112,6 @@ class MuscleStudy:
         self.s = settings
         self.log = log
         self.work_dir = osp.abspath(settings.work_dir)
-        os.makedirs(self.work_dir, exist_ok=True)
 
     # ------------------------------------------------------------ configs
     @property
