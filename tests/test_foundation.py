@@ -127,3 +127,22 @@ def test_dist_train_two_cpu_processes(tmp_path):
     assert not torch.allclose(w0['fc.weight'], init.weight)
     # each rank saw half of the 64 samples: 8 iterations of batch 4 per epoch
     assert 'Epoch(train) [1][8/8]' in proc.stdout + proc.stderr
+
+
+def test_mmcv_ops_are_built_optimised(repo_root):
+    """setuptools replaces Python's compile flags (-O3 among them) with
+    $CFLAGS, so the build must pass an optimisation level itself, and the
+    cache key must not reuse a wheel of the old -O0 build."""
+    import re
+    import sysconfig
+    flags = subprocess.run(
+        ['bash', 'tools/misc/build_mmcv_wheel.sh', '--print-flags'],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True).stdout.split()
+    assert [f for f in flags if re.fullmatch(r'-O[0-3s]', f)][-1] == '-O3'
+    assert set(sysconfig.get_config_var('CFLAGS').split()) <= set(flags)
+    setup_env = open(osp.join(repo_root, 'tools/setup_env.sh')).read()
+    assert "+ '-opt')" in setup_env  # the cache key of optimised builds
+    assert 'CFLAGS=-g0' not in setup_env

@@ -2,6 +2,7 @@
 # Build an mmcv 2.1.0 wheel with its compiled ops from the PyPI source.
 #
 #   bash tools/misc/build_mmcv_wheel.sh OUT_DIR [EXTRA_FLAGS]
+#   bash tools/misc/build_mmcv_wheel.sh --print-flags [EXTRA_FLAGS]
 #
 # mmcv 2.1.0 (needed by mmdet 3.3 / mmseg 1.2) has no wheel for torch 2.14, and its
 # setup.py asks for -std=c++17 where torch >= 2.10 headers need C++20.
@@ -14,10 +15,16 @@
 #
 # CUDA ops are built where torch has CUDA and a GPU is visible, or FORCE_CUDA=1.
 set -euo pipefail
-OUT=${1:?usage: build_mmcv_wheel.sh OUT_DIR [EXTRA_FLAGS]}
+OUT=${1:?usage: build_mmcv_wheel.sh OUT_DIR|--print-flags [EXTRA_FLAGS]}
 EXTRA=${2:--O3 -g0}
 PY=${PYTHON:-python}
 MMCV_VERSION=2.1.0
+PYFLAGS=$($PY -c "import sysconfig; print(sysconfig.get_config_var('CFLAGS') or '')")
+FLAGS="$PYFLAGS $EXTRA"
+if [ "$OUT" = "--print-flags" ]; then
+  echo "$FLAGS"
+  exit 0
+fi
 
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
@@ -27,8 +34,6 @@ tar -xzf "$BUILD"/mmcv-$MMCV_VERSION.tar.gz -C "$BUILD"
 SRC="$BUILD/mmcv-$MMCV_VERSION"
 sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
 
-PYFLAGS=$($PY -c "import sysconfig; print(sysconfig.get_config_var('CFLAGS') or '')")
-FLAGS="$PYFLAGS $EXTRA"
 if [ -z "${FORCE_CUDA:-}" ]; then
   FORCE_CUDA=$($PY -c "import torch; print(int(bool(torch.version.cuda) and torch.cuda.is_available()))")
 fi
