@@ -3,7 +3,7 @@
 
 Each one is a child of mmengine's root registry, so modules of mmengine itself
 and of the other OpenMMLab libraries stay reachable with their scope prefix
-(``'mmdet.FasterRCNN'``), and ``locations`` lets ``default_scope='muscle'``
+(``'mmdet.FasterRCNN'``), and ``locations`` lets ``default_scope='muscle_mm'``
 import our modules on first use.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
@@ -47,41 +47,41 @@ __all__ = [
 #######################################################################
 
 RUNNERS = Registry(
-    'runner', parent=MMENGINE_RUNNERS, scope='muscle',
+    'runner', parent=MMENGINE_RUNNERS, scope='muscle_mm',
     locations=['muscle_mm.engine'])
 RUNNER_CONSTRUCTORS = Registry(
     'runner constructor',
     parent=MMENGINE_RUNNER_CONSTRUCTORS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.engine'])
 LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, scope='muscle',
+    'loop', parent=MMENGINE_LOOPS, scope='muscle_mm',
     locations=['muscle_mm.engine'])
 HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, scope='muscle',
+    'hook', parent=MMENGINE_HOOKS, scope='muscle_mm',
     locations=['muscle_mm.engine'])
 LOG_PROCESSORS = Registry(
     'log processor',
     parent=MMENGINE_LOG_PROCESSORS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.engine'])
 OPTIMIZERS = Registry(
-    'optimizer', parent=MMENGINE_OPTIMIZERS, scope='muscle',
+    'optimizer', parent=MMENGINE_OPTIMIZERS, scope='muscle_mm',
     locations=['muscle_mm.engine'])
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper',
     parent=MMENGINE_OPTIM_WRAPPERS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.engine'])
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler',
     parent=MMENGINE_PARAM_SCHEDULERS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.engine'])
 
 #######################################################################
@@ -89,17 +89,17 @@ PARAM_SCHEDULERS = Registry(
 #######################################################################
 
 DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, scope='muscle',
+    'dataset', parent=MMENGINE_DATASETS, scope='muscle_mm',
     locations=['muscle_mm.datasets'])
 DATA_SAMPLERS = Registry(
     'data sampler',
     parent=MMENGINE_DATA_SAMPLERS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.datasets'])
 TRANSFORMS = Registry(
     'transform',
     parent=MMENGINE_TRANSFORMS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.datasets'])
 
 #######################################################################
@@ -107,20 +107,20 @@ TRANSFORMS = Registry(
 #######################################################################
 
 MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope='muscle',
+    'model', parent=MMENGINE_MODELS, scope='muscle_mm',
     locations=['muscle_mm.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.models'])
 WEIGHT_INITIALIZERS = Registry(
     'weight initializer',
     parent=MMENGINE_WEIGHT_INITIALIZERS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.models'])
 TASK_UTILS = Registry(
-    'task util', parent=MMENGINE_TASK_UTILS, scope='muscle',
+    'task util', parent=MMENGINE_TASK_UTILS, scope='muscle_mm',
     locations=['muscle_mm.models'])
 
 #######################################################################
@@ -128,12 +128,12 @@ TASK_UTILS = Registry(
 #######################################################################
 
 METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, scope='muscle',
+    'metric', parent=MMENGINE_METRICS, scope='muscle_mm',
     locations=['muscle_mm.evaluation'])
 EVALUATOR = Registry(
     'evaluator',
     parent=MMENGINE_EVALUATOR,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.evaluation'])
 
 #######################################################################
@@ -143,13 +143,13 @@ EVALUATOR = Registry(
 VISUALIZERS = Registry(
     'visualizer',
     parent=MMENGINE_VISUALIZERS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.visualization'])
 VISBACKENDS = Registry(
     'vis_backend',
     parent=MMENGINE_VISBACKENDS,
-    scope='muscle',
+    scope='muscle_mm',
     locations=['muscle_mm.visualization'])
 FUNCTIONS = Registry(
-    'function', parent=MMENGINE_FUNCTIONS, scope='muscle',
+    'function', parent=MMENGINE_FUNCTIONS, scope='muscle_mm',
     locations=['muscle_mm.utils'])

@@ -185,10 +185,10 @@ def merged(amp=True, **optim_wrapper):
 def test_amp_selects_the_cpu_wrapper_without_gpu():
     assert not torch.cuda.is_available()  # conftest hides GPUs
     wrapper = merged(type='OptimWrapper')
-    assert wrapper.type == 'muscle.CPUAmpOptimWrapper'
+    assert wrapper.type == 'muscle_mm.CPUAmpOptimWrapper'
     assert 'loss_scale' not in wrapper  # bfloat16: no loss scaling
     assert merged(type='AmpOptimWrapper', loss_scale=512.).type == \
-        'muscle.CPUAmpOptimWrapper'
+        'muscle_mm.CPUAmpOptimWrapper'
     assert merged(amp=False).get('type') is None
 
 

@@ -130,7 +130,7 @@ BONEAGE_MODEL = dict(
     backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3), **WIDTH),
     neck=dict(type='GlobalAveragePooling'),
     # the third party's head, named with its scope from inside mmpretrain
-    head=dict(type='muscle.BoneAgeRegressionHead', in_channels=64))
+    head=dict(type='muscle_mm.BoneAgeRegressionHead', in_channels=64))
 
 
 @HOOKS.register_module(force=True)
@@ -183,7 +183,7 @@ def make_cfg(repo_root,
             dataset=datasets[task])
 
     cfg = dict(
-        default_scope='muscle',
+        default_scope='muscle_mm',
         work_dir=str(work_dir),
         experiment_name=f'cl_test_{uuid.uuid4().hex[:8]}',
         model=dict(
@@ -434,7 +434,7 @@ def test_ddp_two_cpu_processes(repo_root, tmp_path):
     cfg.auto_scale_lr = dict(
         enable=False, base_batch_size=dict(cls=2, seg=2))
     cfg.model_wrapper_cfg = dict(
-        type='muscle.CPUDistributedDataParallel',
+        type='muscle_mm.CPUDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=True)
     for loader in cfg.train_dataloader.values():  # 2 images per rank

@@ -187,7 +187,7 @@ def test_runner_resume_continues_cycle(tmp_path):
             default_hooks=dict(
                 checkpoint=dict(type='CheckpointHook', interval=1)),
             resume=resume,
-            default_scope='muscle',
+            default_scope='muscle_mm',
             experiment_name=f'cyclic_{resume}')
         try:
             runner.train()

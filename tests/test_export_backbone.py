@@ -15,7 +15,7 @@ from muscle_mm.utils import register_all_modules
 from muscle_mm.utils.checkpoint import (KEY_ENCODER_PREFIX, export_backbone,
                                         save_checkpoint_atomic, to_torchvision)
 
-# as tools/train.py's Runner does: configs run with default_scope='muscle',
+# as tools/train.py's Runner does: configs run with default_scope='muscle_mm',
 # so models of other libraries name their scope with `_scope_`
 register_all_modules(init_default_scope=True)
 

@@ -49,10 +49,10 @@ LEAVES = [(t, b, i) for t in TASKS for b in BACKBONES for i in INITS]
 
 
 @pytest.fixture(autouse=True)
-def muscle_scope():
+def package_scope():
     """init_weights() resolves initialisers in the default scope, as the
     runner's."""
-    with DefaultScope.overwrite_default_scope('muscle'):
+    with DefaultScope.overwrite_default_scope('muscle_mm'):
         yield
 
 
@@ -176,7 +176,7 @@ def test_schedules_are_weight_decay_and_step_lr():
 
 
 @pytest.mark.parametrize('task', TASKS)
-def test_loops_build_in_the_muscle_scope(task):
+def test_loops_build_in_the_package_scope(task):
     """A loop built in another library's scope (an inherited `mmdet::`
     schedule sets `_scope_`) would look our datasets up there."""
     for cfg in (load(leaf(task, 'r50', 'scratch')), load(demo(task))):
@@ -213,10 +213,10 @@ def test_metrics_are_the_papers(task):
 # ------------------------------------------------------------ build / init
 @pytest.mark.parametrize('task,backbone',
                          [(t, b) for t in TASKS for b in BACKBONES])
-def test_models_build_in_the_muscle_scope(task, backbone):
+def test_models_build_in_the_package_scope(task, backbone):
     depth = int(backbone[1:])
     cfg = load(leaf(task, backbone, 'mdmoco'))
-    assert cfg.default_scope == 'muscle'
+    assert cfg.default_scope == 'muscle_mm'
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == MODEL_TYPES[task]
     assert model.backbone.depth == depth

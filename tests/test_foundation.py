@@ -14,14 +14,14 @@ import muscle_mm  # noqa: F401  (applies the compat fixes)
 from muscle_mm.utils import atomic_write, register_all_modules
 
 
-def test_register_all_modules_sets_muscle_scope():
+def test_register_all_modules_sets_the_package_scope():
     from mmengine.registry import DefaultScope
 
     register_all_modules(init_default_scope=True)
-    assert DefaultScope.get_current_instance().scope_name == 'muscle'
+    assert DefaultScope.get_current_instance().scope_name == 'muscle_mm'
     from muscle_mm.registry import MODEL_WRAPPERS, MODELS
-    assert MODELS.scope == 'muscle'
-    # our modules and the other libraries' (by prefix) resolve from 'muscle'
+    assert MODELS.scope == 'muscle_mm'
+    # our modules and the other libraries' (by prefix) resolve from it
     assert MODEL_WRAPPERS.get('CPUDistributedDataParallel') is not None
     assert MODELS.get('mmdet.FasterRCNN').__name__ == 'FasterRCNN'
     assert MODELS.get('mmseg.EncoderDecoder').__name__ == 'EncoderDecoder'
@@ -146,3 +146,11 @@ def test_mmcv_ops_are_built_optimised(repo_root):
     setup_env = open(osp.join(repo_root, 'tools/setup_env.sh')).read()
     assert "+ '-opt')" in setup_env  # the cache key of optimised builds
     assert 'CFLAGS=-g0' not in setup_env
+
+
+def test_the_package_is_the_only_top_level_module(repo_root):
+    """The scope is the package (as mmpretrain, mmseg, mmdet): nothing else
+    is installed at the top level (``muscle`` is another PyPI package)."""
+    from setuptools import find_packages
+    packages = find_packages(repo_root, exclude=('configs', 'tools', 'tests'))
+    assert {p.split('.')[0] for p in packages} == {'muscle_mm'}

@@ -397,7 +397,7 @@ def test_in_runner_two_epochs(tmp_path):
             ],
             default_hooks=dict(
                 checkpoint=None, logger=dict(type='LoggerHook', interval=2)),
-            default_scope='muscle',
+            default_scope='muscle_mm',
             experiment_name=f'l2sp_runner_{distance}')
         runner.train()
         return runner, record

@@ -37,7 +37,7 @@ TB_CLASSES = ('ActiveTuberculosis', 'ObsoletePulmonaryTuberculosis')
 
 def build_evaluator(cfg: dict, dataset_meta: dict = None) -> Evaluator:
     """Build as a config would: by type name in the ``muscle`` scope."""
-    with DefaultScope.overwrite_default_scope('muscle'):
+    with DefaultScope.overwrite_default_scope('muscle_mm'):
         evaluator = Evaluator([cfg])
     if dataset_meta is not None:
         evaluator.dataset_meta = dataset_meta
@@ -566,7 +566,7 @@ def run_tbx_test(root,
         test_dataloader=cfg.test_dataloader,
         test_cfg=dict(type='TestLoop'),
         test_evaluator=cfg.test_evaluator,
-        default_scope='muscle',
+        default_scope='muscle_mm',
         log_level='WARNING',
         experiment_name=f'tbx_{uncertain_tb}_{uuid.uuid4().hex}')
     return runner.test()

@@ -1,5 +1,5 @@
 # Runtime settings shared by every muscle_mm config.
-default_scope = 'muscle'
+default_scope = 'muscle_mm'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -87,7 +87,7 @@ class Preflight:
         checks = self.check_data()
         plan = self.study.plan()
         sizes: Dict[str, tuple] = {}  # run -> (checkpoint, backbone) bytes
-        with DefaultScope.overwrite_default_scope('muscle'):
+        with DefaultScope.overwrite_default_scope('muscle_mm'):
             for run in plan:
                 self.log(f'[preflight] {run.name}')
                 checks += self.check_run(run, plan, sizes)

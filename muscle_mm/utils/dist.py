@@ -56,6 +56,6 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper_cfg.setdefault('type', 'muscle.CPUDistributedDataParallel')
+    wrapper_cfg.setdefault('type', 'muscle_mm.CPUDistributedDataParallel')
     cfg.model_wrapper_cfg = wrapper_cfg
     return True

@@ -110,7 +110,7 @@ def _det_step_time(args) -> float:
     cfg = Config.fromfile(
         osp.join(REPO, 'configs/muscle/finetune/tbx_r18_scratch.py'))
     w, h = args.det_size
-    with DefaultScope.overwrite_default_scope('muscle'):
+    with DefaultScope.overwrite_default_scope('muscle_mm'):
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
         model.init_weights()

@@ -75,7 +75,7 @@ def main() -> None:
     args = parse_args()
     from muscle_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    DefaultScope.get_instance('benchmark_task_switch', scope_name='muscle')
+    DefaultScope.get_instance('benchmark_task_switch', scope_name='muscle_mm')
     cfg = Config.fromfile(args.config)
     results = {}
     for persistent in (True, False):

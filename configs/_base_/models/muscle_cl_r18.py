@@ -21,6 +21,6 @@ model = dict(
 # Under DDP the inactive tasks' heads get no gradient in a step. The scope
 # prefix is needed: mmengine's runner looks wrappers up in its root registry.
 model_wrapper_cfg = dict(
-    type='muscle.CPUDistributedDataParallel',
+    type='muscle_mm.CPUDistributedDataParallel',
     broadcast_buffers=False,  # as mmengine's default wrapper
     find_unused_parameters=True)

@@ -5,7 +5,7 @@ from mmengine.device import (is_cuda_available, is_mlu_available,
 
 #: Wrappers ``--amp`` may replace: the plain one and the AMP ones
 AMP_REPLACEABLE = ('OptimWrapper', 'AmpOptimWrapper', 'CPUAmpOptimWrapper',
-                   'muscle.CPUAmpOptimWrapper')
+                   'muscle_mm.CPUAmpOptimWrapper')
 
 
 def enable_amp(cfg: Config) -> None:
@@ -24,5 +24,5 @@ def enable_amp(cfg: Config) -> None:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     else:
-        cfg.optim_wrapper.type = 'muscle.CPUAmpOptimWrapper'
+        cfg.optim_wrapper.type = 'muscle_mm.CPUAmpOptimWrapper'
         cfg.optim_wrapper.pop('loss_scale', None)

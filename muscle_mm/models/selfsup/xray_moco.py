@@ -96,7 +96,7 @@ class XrayMoCo(MoCo):
         if queue_len <= 0:
             raise ValueError(
                 f'XrayMoCo: queue_len must be positive, got {queue_len}.')
-        # mmpretrain's default names no scope; under default_scope='muscle'
+        # mmpretrain's default names no scope; under default_scope='muscle_mm'
         # an unprefixed type would be looked up in our registry
         data_preprocessor = dict(data_preprocessor or {})
         data_preprocessor.setdefault('type',
