@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -334,3 +335,49 @@ def test_bone_age_and_mura_signals():
                                    'FOREARM', 'fracture')
     assert (metal >= 1).sum() > (normal >= 1).sum() + 50
     assert np.abs(broken - normal).max() > 0.3
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def test_concurrent_generators_leave_one_complete_folder(demo_root, tmp_path):
+    """Two generators started together (two study runs on a fresh clone):
+    both succeed and the folder is whole and identical to a single run's;
+    no temporary folder is left behind."""
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(repo / 'tools/misc/generate_demo_data.py'),
+           '--out', str(tmp_path), '--scale', str(SCALE),
+           '--datasets', 'mura', 'pneumonia']
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for _ in range(3)]
+    for p in procs:
+        out = p.communicate(timeout=300)[0].decode()
+        assert p.returncode == 0, out
+    for folder in ('MURA-v1.1', 'chest_xray'):
+        assert _tree(tmp_path / folder) == _tree(demo_root / folder), folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'MURA-v1.1', 'chest_xray']
+
+
+def test_an_interrupted_generation_is_never_taken_as_complete(
+        tmp_path, monkeypatch):
+    """Killed halfway (here: the encoder fails on the 10th image), nothing
+    appears under the dataset's name; the next run writes it whole."""
+    real, calls = cv2.imencode, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, 'imencode', failing)
+    with pytest.raises(KeyboardInterrupt):
+        demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])
+    assert not (tmp_path / 'MURA-v1.1').exists()
+    monkeypatch.setattr(cv2, 'imencode', real)
+    n = demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])['mura']
+    images = list((tmp_path / 'MURA-v1.1').rglob('*.png'))
+    assert n == len(images) > 10
