@@ -1,11 +1,17 @@
 """The study runner: stage bookkeeping (skip when done, redo when
 interrupted), settings validation, and the report from stage outputs."""
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
+import time
 
 import pytest
 
 from muscle_mm.pipeline import MuscleStudy, StudySettings
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_settings_reject_unknown_names(tmp_path):
@@ -44,9 +50,86 @@ def test_imagenet_without_weights_is_skipped_not_downloaded(tmp_path):
     study = MuscleStudy(
         StudySettings(work_dir=str(tmp_path)), log=logs.append)
     assert study.stage3('pneumonia', 'r18', 'imagenet', None) is None
-    assert study.stage3('pneumonia', 'r18', 'imagenet',
-                        str(tmp_path / 'missing.pth')) is None
-    assert any('no local ImageNet weights' in m for m in logs)
+    assert any('no local ImageNet weights given' in m for m in logs)
+
+
+def run_muscle(cwd, *args, **popen):
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'run_muscle.py'), *args]
+    return subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, **popen)
+
+
+def test_a_missing_imagenet_file_stops_the_study(tmp_path):
+    """``--imagenet r18=/missing.pth`` stops before anything trains, naming
+    the file (it used to skip the row and exit 0)."""
+    missing = tmp_path / 'nowhere' / 'resnet18.pth'
+    proc = run_muscle(tmp_path, '--demo', '--work-dir', str(tmp_path / 'w'),
+                      '--tasks', 'pneumonia', '--inits', 'scratch',
+                      'imagenet', '--imagenet', f'r18={missing}')
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out + err
+    assert f'ImageNet weights for r18 not found at {missing}' in err
+    assert 'Traceback' not in err
+    assert not (tmp_path / 'w' / 'finetune').exists()
+    assert not (tmp_path / 'data').exists()  # not even the demo data
+
+
+def _children_of(pid):
+    kids = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as f:
+                    fields = f.read().rsplit(') ', 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == pid and fields[0] != 'Z':
+                kids.append(int(entry))
+    return kids
+
+
+def _alive(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(') ', 1)[1][0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='/proc')
+def test_second_study_stops_and_children_die_with_the_runner(
+        tmp_path, demo_data_root):
+    """Two studies on one work dir: the second stops at once, naming the
+    first; killing the first (SIGKILL: no clean-up code runs) also ends its
+    ``tools/train.py`` child, which would go on writing into the stage."""
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'demo').symlink_to(demo_data_root)
+    args = ('--demo', '--work-dir', str(tmp_path / 'w'), '--tasks',
+            'pneumonia', '--inits', 'scratch')
+    first = run_muscle(tmp_path, *args)
+    stage_log = tmp_path / 'w' / 'finetune' / 'pneumonia_r18_scratch' / \
+        'stage.log'
+    end = time.time() + 300
+    while not (stage_log.exists() and _children_of(first.pid)):
+        assert first.poll() is None, first.communicate()
+        assert time.time() < end, 'the first study never started training'
+        time.sleep(0.2)
+    child = _children_of(first.pid)[0]
+
+    second = run_muscle(tmp_path, *args)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 1, out + err
+    assert f'{tmp_path / "w"} is in use by another run' in err
+    assert f'"pid": {first.pid}' in err
+
+    first.kill()
+    first.communicate(timeout=60)
+    end = time.time() + 30
+    while _alive(child) and time.time() < end:
+        time.sleep(0.2)
+    assert not _alive(child), 'tools/train.py outlived the study runner'
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import sys
 from muscle_mm.pipeline import MuscleStudy, StudySettings, build_report
 from muscle_mm.pipeline.study import INITS, TASKS, default_work_dir
 from muscle_mm.utils import register_all_modules
+from muscle_mm.utils.process import FolderInUseError
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,14 +75,19 @@ def main() -> None:
         amp=args.amp)
     register_all_modules(init_default_scope=False)
     study = MuscleStudy(settings)
-    if args.preflight:
-        from muscle_mm.pipeline.preflight import Preflight
-        study.prepare_data()  # the demo data (seconds); nothing at paper scale
-        checks = Preflight(study, amp=args.amp,
-                           memory=not args.skip_memory).run()
-        print(Preflight.table(checks))
-        sys.exit(1 if any(c.failed for c in checks) else 0)
-    results = study.run()
+    try:
+        if args.preflight:
+            from muscle_mm.pipeline.preflight import Preflight
+            study.prepare_data()  # demo data (seconds); nothing at paper scale
+            checks = Preflight(study, amp=args.amp,
+                               memory=not args.skip_memory).run()
+            print(Preflight.table(checks))
+            sys.exit(1 if any(c.failed for c in checks) else 0)
+        results = study.run()
+    except (FolderInUseError, FileNotFoundError) as e:
+        # a second run on the same folders, a missing weight file: the
+        # message says it all, a traceback would only hide it
+        raise SystemExit(f'run_muscle: {e}')
     build_report(study.work_dir, results)
 
 

@@ -12,14 +12,13 @@ again with ``--resume`` and continues from its last checkpoint.
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from muscle_mm.utils.fileio import atomic_write
-
+from muscle_mm.utils.process import FolderLock, run_logged
 
 
 @dataclass
@@ -188,13 +187,11 @@ class MuscleStudy:
         env = dict(os.environ)
         env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
         self.log('  $ ' + ' '.join(cmd))
-        with open(log_file, 'a') as f:
-            proc = subprocess.run(
-                cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
+        returncode = run_logged(cmd, log_file, env)  # dies with the study
+        if returncode != 0:
             with open(log_file) as f:
                 tail = ''.join(f.readlines()[-40:])
-            raise RuntimeError(f'Command failed ({proc.returncode}): '
+            raise RuntimeError(f'Command failed ({returncode}): '
                                f'{" ".join(cmd)}\nlog: {log_file}\n{tail}')
 
     def _train(self, config: str, work_dir: str,
@@ -249,7 +246,9 @@ class MuscleStudy:
             ], osp.join(stage_dir, 'stage.log'))
             return dict(data_root=root, images=counts)
 
-        self._stage('data', body)
+        # the demo data folder is shared by every work dir of this checkout
+        with FolderLock(self.data_root), FolderLock(self.work_dir):
+            self._stage('data', body)
 
     def stage1(self, backbone: str) -> str:
         """MD-MoCo; returns the exported backbone checkpoint."""
@@ -280,11 +279,13 @@ class MuscleStudy:
     def stage3(self, task: str, backbone: str, init: str,
                pretrained: Optional[str]) -> Optional[dict]:
         """Fine-tune ``task`` from ``init`` and test it; returns metrics."""
-        if init == 'imagenet' and not (pretrained and osp.isfile(pretrained)):
+        if init == 'imagenet' and pretrained is None:
             self.log(f'[skip] finetune {task} {backbone} imagenet: no local '
-                     f'ImageNet weights ({pretrained or "none given"}; see '
+                     'ImageNet weights given (--imagenet; see '
                      'docs/finetune.md); left out of the tables.')
             return None
+        if init == 'imagenet':
+            self.check_imagenet_files()
 
         def body(stage_dir):
             config = self.finetune_config(task, backbone, init)
@@ -345,8 +346,29 @@ class MuscleStudy:
                                    files[init], task))
         return runs
 
+    def check_imagenet_files(self) -> None:
+        """Stop, naming the file, when a given ImageNet weight file is
+        missing: a typo must not cost a row of the tables."""
+        for backbone, path in self.s.imagenet.items():
+            if not osp.isfile(path):
+                raise FileNotFoundError(
+                    f'ImageNet weights for {backbone} not found at {path} '
+                    f'(--imagenet {backbone}={path}). Convert them as '
+                    'docs/finetune.md shows, or leave --imagenet out to '
+                    'skip the ImageNet rows.')
+
     def run(self) -> dict:
-        """Run every stage; returns ``{task: {backbone: {init: metrics}}}``."""
+        """Run every stage; returns ``{task: {backbone: {init: metrics}}}``.
+
+        The work dir is locked for the whole run: a second study on it stops
+        at once, naming this one.
+        """
+        with FolderLock(self.work_dir):
+            return self._run_all()
+
+    def _run_all(self) -> dict:
+        if 'imagenet' in self.s.inits:
+            self.check_imagenet_files()  # before days of stages 1 and 2
         self.prepare_data()
         results: Dict[str, Dict[str, Dict[str, dict]]] = {
             t: {} for t in self.s.tasks
