@@ -385,6 +385,11 @@ def test_cl_configs(repo_root, name):
                     cfg.val_evaluator):
         assert list(entries) == loop.tasks
         assert all(osp.isfile(p) for p in entries.values())
+    # observed by the hooks of configs/_base_/cl_runtime.py, MUSCLE-- too
+    matrix = cfg.default_hooks.accuracy_matrix
+    assert matrix.type == 'AccuracyMatrixHook'
+    assert list(matrix.score_keys) == loop.tasks
+    assert cfg.log_processor.type == 'MultiTaskLogProcessor'
     minus = 'minus' in name
     assert loop.reshuffle is not minus
     assert (cfg.param_scheduler is None) is minus

@@ -86,6 +86,8 @@ class AccuracyMatrixHook(Hook):
             checkpoint[CKPT_KEY] = self.matrix.state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not runner.cfg.get('resume'):
+            return  # load_from starts a new matrix, as a new message hub
         state = checkpoint.get(CKPT_KEY)
         if state is None:  # saved before the matrix was a hook
             info = checkpoint.get('message_hub', {}).get('runtime_info', {})
