@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -96,6 +97,56 @@ def test_checkpoint_loads_weights_only_and_resume_is_exact(tmp_path):
     resumed = torch.load(tmp_path / 'part' / 'weights_rank0.pth')
     for k in full:
         torch.testing.assert_close(resumed[k], full[k], rtol=0, atol=0)
+
+
+def test_resume_skips_a_truncated_last_checkpoint(tmp_path):
+    """``--resume`` with a damaged newest checkpoint: a warning names it and
+    training continues from the newest intact one, bit-exact; an explicit
+    ``--resume PATH`` to it stops, naming the file."""
+    _train(TOY_CFG, tmp_path / 'full')
+    part = tmp_path / 'part'
+    _train(
+        TOY_CFG, part, env=dict(TOY_INTERRUPT_AFTER_EPOCH='1'), returncode=3)
+    # epoch 2's checkpoint cut short (a full disk, a copy killed halfway)
+    intact = (part / 'epoch_1.pth').read_bytes()
+    broken = part / 'epoch_2.pth'
+    broken.write_bytes(intact[:len(intact) // 2])
+    os.utime(broken, (time.time() + 5, time.time() + 5))
+    (part / 'last_checkpoint').write_text(str(broken))
+
+    proc = _train(TOY_CFG, part, '--resume', str(broken), returncode=1)
+    assert f'--resume {broken}: cannot resume from this file' in proc.stderr
+    assert 'not a complete torch checkpoint' in proc.stderr
+
+    proc = _train(TOY_CFG, part, '--resume')
+    assert f'Cannot resume from {broken}' in proc.stdout + proc.stderr
+    full = torch.load(tmp_path / 'full' / 'weights_rank0.pth')
+    resumed = torch.load(part / 'weights_rank0.pth')
+    for k in full:
+        torch.testing.assert_close(resumed[k], full[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('pointer', ['', 'moved', 'dangling', None])
+def test_find_resumable_checkpoint_pointer_cases(tmp_path, pointer):
+    """An empty, moved or dangling ``last_checkpoint`` (or none) still finds
+    the newest intact checkpoint; an empty work dir finds none."""
+    from muscle_mm.utils.resume import find_resumable_checkpoint
+    assert find_resumable_checkpoint(str(tmp_path)) is None
+    for i, name in enumerate(['epoch_1.pth', 'epoch_2.pth']):
+        torch.save({'epoch': i}, tmp_path / name)
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / 'epoch_3.pth').write_bytes(b'')  # newest, empty
+    target = {
+        '': '',
+        'moved': '/elsewhere/run/epoch_1.pth',
+        'dangling': str(tmp_path / 'epoch_9.pth'),
+        None: None
+    }[pointer]
+    if target is not None:
+        (tmp_path / 'last_checkpoint').write_text(target)
+    expected = 'epoch_1.pth' if pointer == 'moved' else 'epoch_2.pth'
+    assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path /
+                                                           expected)
 
 
 @pytest.mark.slow

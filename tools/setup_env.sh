@@ -32,7 +32,10 @@ fi
 # tools/misc/build_mmcv_wheel.sh); the installed copy records its key in
 # mmcv/.muscle_build, so an older or unoptimised mmcv is replaced, not trusted.
 KEY=$($PY -c "import os, sys, torch; cuda = torch.version.cuda and (torch.cuda.is_available() or os.getenv('FORCE_CUDA') == '1'); print(f'py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split(\"+\")[0]}-' + ('cu' + torch.version.cuda.replace('.', '') if cuda else 'cpu') + '-opt')")
-MARK="import mmcv, mmcv._ext, os; assert mmcv.__version__ == '$MMCV_VERSION'; assert open(os.path.join(os.path.dirname(mmcv.__file__), '.muscle_build')).read().strip() == '$KEY'"
+# Located without importing mmcv: on a fresh machine its own dependencies
+# (opencv, mmengine) arrive only in step 3.
+MMCV_DIR="import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('mmcv').origin))"
+MARK="import glob, importlib.metadata as m, importlib.util, os; d = os.path.dirname(importlib.util.find_spec('mmcv').origin); assert m.version('mmcv') == '$MMCV_VERSION'; assert glob.glob(os.path.join(d, '_ext*.so')); assert open(os.path.join(d, '.muscle_build')).read().strip() == '$KEY'"
 if ! have "$MARK"; then
   WHEELS="$CACHE/wheels/$KEY"
   WHEEL=$(ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)
@@ -43,7 +46,7 @@ if ! have "$MARK"; then
   fi
   echo "[setup_env] installing $WHEEL"
   $PIP --force-reinstall --no-deps "$WHEEL"
-  $PY -c "import mmcv, os; open(os.path.join(os.path.dirname(mmcv.__file__), '.muscle_build'), 'w').write('$KEY\n')"
+  echo "$KEY" > "$($PY -c "$MMCV_DIR")/.muscle_build"
 fi
 
 # 3. the OpenMMLab packages, the runtime deps, the test deps, and muscle_mm itself.

@@ -10,6 +10,8 @@ from mmengine.runner import Runner
 
 from muscle_mm.engine.optimizers import enable_amp
 from muscle_mm.utils import register_all_modules, setup_cpu_distributed
+from muscle_mm.utils.resume import (check_resume_file,
+                                    find_resumable_checkpoint)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -83,18 +85,23 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.amp:
         enable_amp(cfg)
 
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
-
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+
+    # after --cfg-options, which may move the work dir
+    if args.resume == 'auto':
+        # mmengine would trust `last_checkpoint` blindly; take the newest
+        # intact checkpoint instead (none: start from the beginning).
+        checkpoint = find_resumable_checkpoint(cfg.work_dir)
+        cfg.resume = checkpoint is not None
+        cfg.load_from = checkpoint
+    elif args.resume is not None:
+        check_resume_file(args.resume)
+        cfg.resume = True
+        cfg.load_from = args.resume
     return cfg
 
 
