@@ -24,13 +24,9 @@ train_cfg = dict(
     epochs_per_task=1,  # "each iterate ... trains ... with 1 epoch"
     reshuffle=True,  # "reshuffle the order of tasks in every round"
     # every task is validated after every task-iterate: the accuracy matrix
-    # (task x iterate) and forgetting; 'round' validates 4x less often
-    val_interval='iterate',
-    score_keys=dict(
-        pneumonia='binary/accuracy',
-        mura='binary/accuracy',
-        lung='lung/mIoU',
-        tbx='tbx/mAP'))
+    # (task x iterate, configs/_base_/cl_runtime.py) and forgetting; 'round'
+    # validates 4x less often
+    val_interval='iterate')
 val_cfg = dict(type='MultiTaskValLoop')
 # mmengine's Runner whose --auto-scale-lr reads the task dataloaders
 runner_type = 'MultiTaskRunner'

@@ -136,59 +136,25 @@ def _apply_luts(arr: np.ndarray, ds, apply_voi: bool):
 class LoadXrayImage(BaseTransform):
     """Load an X-ray (PNG 8/16-bit, JPEG, DICOM) as grey levels on 0-255.
 
-    The 0-255 scale is the one the paper's z-score constants (mean 122.786,
-    std 18.390, MUSCLE Sec. 2.1) refer to; the data preprocessor of each
-    model applies them afterwards. Steps:
+    0-255 is the scale of the paper's z-score constants (mean 122.786, std
+    18.390, MUSCLE Sec. 2.1), which each model's data preprocessor applies.
+    8-bit PNG/JPEG, on which those constants were measured, are kept as they
+    are; 16-bit PNG and DICOM (after its modality and VOI LUTs) are mapped
+    linearly onto 0-255 by ``intensity_mapping``. Colour collapses to grey
+    (luma) and ``MONOCHROME1`` DICOM is inverted so that air is dark, as in
+    every other source. ``docs/datasets.md`` details each step.
 
-    1. Read bytes with :func:`mmengine.fileio.get` (any storage backend).
-       PNG/JPEG are decoded by ``cv2.imdecode(IMREAD_UNCHANGED)``, keeping
-       16-bit depth (EXIF orientation is not applied); a file cut short is
-       an error even where OpenCV would return a half-grey image. DICOM is
-       read by pydicom, applying rescale slope/intercept (modality LUT),
-       then the VOI LUT or window center/width when present.
-    2. RGB/RGBA (and grey+alpha) collapse to one grey channel (luma).
-    3. Intensity mapping to 0-255. 8-bit PNG/JPEG are taken as they are: the
-       paper's constants were measured on such images. Everything else
-       (16-bit PNG, DICOM) is mapped linearly, by ``intensity_mapping``:
-
-       - ``'minmax'`` (default): the image's own ``[min, max]`` onto
-         ``[0, 255]``. Robust to 12-bit data stored in 16-bit PNGs, which
-         ``'bit_depth'`` would leave at 1/16 of the brightness.
-       - ``'bit_depth'``: the range the source can hold onto ``[0, 255]``:
-         ``0..65535`` for a 16-bit PNG; for DICOM the output range of the
-         LUT step (``BitsStored`` through slope/intercept, or the LUT's
-         output bits), as pydicom defines it for windowing.
-
-       A constant image maps to 0. The result is ``round(255 * (x - lo) /
-       (hi - lo))`` as ``uint8``, or unrounded ``float32`` with
-       ``to_float32=True``.
-    4. ``MONOCHROME1`` DICOM (air bright) is inverted to ``255 - y`` so that
-       air is dark, as in every other source; a Presentation LUT Shape of
-       ``INVERSE`` flips it once more.
-    5. ``to_channels=3`` replicates the grey channel for backbones built for
-       RGB (``img`` is ``H x W x 3``); ``to_channels=1`` keeps ``H x W`` as
-       mmcv's grey loading does, for a backbone with ``in_channels=1``
-       (in a config inheriting ``configs/_base_/xray_constants.py``)::
-
-           pipeline = [dict(type='LoadXrayImage', to_channels=1), ...]
-           model = dict(
-               data_preprocessor=dict(mean=_base_.xray_mean[:1],
-                                      std=_base_.xray_std[:1],
-                                      to_rgb=False),
-               backbone=dict(type='mmpretrain.ResNet', depth=18,
-                             in_channels=1))
-
-    Added keys: ``img``, ``img_shape``, ``ori_shape`` (h, w), ``bit_depth``
-    (8, 16 or the DICOM ``BitsStored``), ``source_dtype`` (dtype of the
-    decoded pixels, e.g. ``'uint16'``) and ``intensity_range`` (the
-    ``(lo, hi)`` mapped onto 0-255).
+    Added keys: ``img``, ``img_shape``, ``ori_shape``, ``bit_depth``,
+    ``source_dtype`` and ``intensity_range`` (the ``(lo, hi)`` mapped onto
+    0-255).
 
     Args:
         to_channels (int): 3 (grey replicated) or 1. Defaults to 3.
         to_float32 (bool): Output ``float32`` on 0-255 instead of ``uint8``.
             Defaults to False.
-        intensity_mapping (str): ``'minmax'`` or ``'bit_depth'``, see above.
-            Defaults to ``'minmax'``.
+        intensity_mapping (str): ``'minmax'`` (the image's own range) or
+            ``'bit_depth'`` (the range its source can hold). Defaults to
+            ``'minmax'``.
         apply_voi (bool): Apply a DICOM's VOI LUT / window. Defaults to True.
         on_error (str): ``'raise'`` on a missing or undecodable file, or
             ``'skip'``: log the file and the running count of skipped ones

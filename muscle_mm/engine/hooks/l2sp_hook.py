@@ -9,9 +9,10 @@ from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
-from mmengine.runner import CheckpointLoader
 
 from muscle_mm.registry import HOOKS
+from .l2sp_anchor import (load_anchor_ckpt, restore_anchor, select_params,
+                          snapshot)
 
 CKPT_KEY = 'l2sp_anchor'
 LOG_KEY = 'train/l2sp'
@@ -97,12 +98,7 @@ class L2SPHook(Hook):
                 f'`module=` to the name of the shared backbone.') from None
 
     def _selected(self, backbone: nn.Module) -> Dict[str, nn.Parameter]:
-        """Parameters of the distance term, trainable or not, by name."""
-        return {
-            name: p
-            for name, p in backbone.named_parameters()
-            if self.params == 'all' or p.ndim >= 2
-        }
+        return select_params(backbone, self.params)
 
     @staticmethod
     def _optimizers(runner) -> List[torch.optim.Optimizer]:
@@ -135,33 +131,6 @@ class L2SPHook(Hook):
                     'unless you mean alpha=1.',
                     logger='current',
                     level=logging.WARNING)
-
-    def _snapshot(self, backbone: nn.Module) -> None:
-        self._w0 = {
-            n: p.detach().clone()
-            for n, p in self._selected(backbone).items()
-        }
-
-    def _load_anchor_ckpt(self, backbone: nn.Module) -> None:
-        ckpt = CheckpointLoader.load_checkpoint(
-            self.anchor_ckpt, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        selected = self._selected(backbone)
-        prefix = self.anchor_prefix
-        w0 = {
-            k[len(prefix):]: v
-            for k, v in state.items() if k.startswith(prefix)
-        }
-        missing = sorted(set(selected) - set(w0))
-        if missing:
-            raise KeyError(
-                f'L2SPHook: anchor_ckpt {self.anchor_ckpt!r} lacks '
-                f'{len(missing)} backbone weights under prefix {prefix!r}, '
-                f'e.g. {prefix}{missing[0]}. Check `anchor_prefix`.')
-        self._w0 = {
-            n: w0[n].to(device=p.device, dtype=p.dtype)
-            for n, p in selected.items()
-        }
 
     def _bind(self, runner) -> None:
         """Pair the trainable regularised parameters with their anchors, per
@@ -225,10 +194,10 @@ class L2SPHook(Hook):
         self._check_ridge(runner, backbone)
         if self.anchor == 'pretrained' and not self._w0:
             # not restored from a resumed checkpoint by after_load_checkpoint
-            if self.anchor_ckpt is not None:
-                self._load_anchor_ckpt(backbone)
-            else:
-                self._snapshot(backbone)
+            selected = self._selected(backbone)
+            self._w0 = snapshot(selected) if self.anchor_ckpt is None else \
+                load_anchor_ckpt(self.anchor_ckpt, self.anchor_prefix,
+                                 selected)
         loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
         self._log_interval = loggers[0].interval if loggers else 1
         for optimizer in self._optimizers(runner):
@@ -237,7 +206,7 @@ class L2SPHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         if self.anchor == 'previous':
-            self._snapshot(self._backbone(runner))
+            self._w0 = snapshot(self._selected(self._backbone(runner)))
         self._bind(runner)
 
     def after_train_iter(self,
@@ -261,19 +230,9 @@ class L2SPHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if (self.anchor == 'pretrained' and self.anchor_ckpt is None
                 and CKPT_KEY in checkpoint):
-            selected = self._selected(self._backbone(runner))
-            saved = checkpoint[CKPT_KEY]
-            missing = sorted(set(selected) - set(saved))
-            if missing:
-                raise KeyError(
-                    f'L2SPHook: the checkpoint\'s {CKPT_KEY!r} lacks '
-                    f'{len(missing)} anchors of the current backbone, e.g. '
-                    f'{missing[0]}: was it saved with another backbone or '
-                    f'`params` setting (now {self.params!r})?')
-            self._w0 = {
-                n: saved[n].to(device=p.device, dtype=p.dtype)
-                for n, p in selected.items()
-            }
+            self._w0 = restore_anchor(checkpoint[CKPT_KEY],
+                                      self._selected(self._backbone(runner)),
+                                      CKPT_KEY, self.params)
 
     def _remove_handles(self) -> None:
         for handle in self._handles:

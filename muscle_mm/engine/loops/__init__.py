@@ -1,6 +1,5 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
-from .cl_matrix import AccuracyMatrix
 from .multitask_cl_loop import MultiTaskCLLoop
 from .multitask_val_loop import MultiTaskValLoop
 
-__all__ = ['AccuracyMatrix', 'MultiTaskCLLoop', 'MultiTaskValLoop']
+__all__ = ['MultiTaskCLLoop', 'MultiTaskValLoop']

@@ -1,10 +1,13 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
+import copy
 import os.path as osp
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.dist import get_world_size
 from mmengine.model import is_model_wrapper
+from torch.utils.data import DataLoader
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -42,3 +45,37 @@ def task_entry(value: Union[dict, str], key: str, task: str):
         raise KeyError(f'The {key} of task "{task}" points to "{value}", '
                        f'which defines no `{key}`.')
     return cfg[key]
+
+
+def check_multitask_model(model: nn.Module, tasks: Sequence[str], who: str,
+                          where: str) -> None:
+    """Fail unless ``model`` is a MultiTaskModel defining every task."""
+    model = unwrap_model(model)
+    model_tasks = getattr(model, 'tasks', None)
+    if not hasattr(model, 'active_task') or model_tasks is None:
+        raise TypeError(f'{who} needs a MultiTaskModel (with `tasks` and '
+                        f'`active_task`), got {type(model).__name__}.')
+    unknown = [t for t in tasks if t not in model_tasks]
+    if unknown:
+        raise KeyError(f'{who}: unknown task(s) {unknown} in {where}; the '
+                       f'model defines {list(model_tasks)}.')
+
+
+def build_task_loader(runner, loader: Union[dict, str, DataLoader],
+                      task: str, overrides: Optional[dict],
+                      diff_rank_seed: bool) -> DataLoader:
+    """A task's train dataloader, built with the runner from its config
+    (given inline or by path) with ``overrides`` set; never empty."""
+    loader = task_entry(loader, 'train_dataloader', task)
+    if isinstance(loader, dict):
+        loader = copy.deepcopy(loader)
+        loader.update(overrides or {})
+        loader = runner.build_dataloader(
+            loader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
+    if len(loader) == 0:
+        raise ValueError(
+            f'MultiTaskCLLoop: task "{task}" has no training iteration '
+            f'({len(loader.dataset)} samples, batch size {loader.batch_size}'
+            f', world size {get_world_size()}, drop_last may drop them '
+            'all); check its train split.')
+    return loader

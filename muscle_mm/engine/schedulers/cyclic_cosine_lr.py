@@ -58,22 +58,11 @@ class CyclicCosineParamScheduler(_ParamScheduler):
     - **T_i** is defined in the text but never used in Eq. 1; there is one
       period ``T`` for the whole schedule.
 
-    **T from the loop.** In MUSCLE's continual-learning loop the natural
-    periods are one round (one wave per round, Eq. 1 as we read it) or one
-    task-iterate (a restart per task, the other reading). Both depend on the
-    dataset sizes, batch sizes and number of processes, so give
-    ``period='round'`` or ``period='task_iterate'`` and
-    :class:`MultiTaskCLLoop` binds them at run time (``bind_loop``). A
-    numeric period run under that loop must be a whole number of rounds, or
-    the run stops before its first iteration. ``docs/cl.md`` compares the
-    two readings.
-
-    The value is computed in closed form from the step (not chained from the
-    previous value), so a resumed run continues the cycle exactly. With a
-    numeric period the phase counts from ``begin`` (a warm-up scheduler may
-    precede it); with a loop-derived period it follows the loop's rounds or
-    task-iterates. Its value overrides, rather than scales, any other
-    scheduler active on the same parameter at the same steps.
+    ``period='round'`` or ``'task_iterate'`` is bound by
+    :class:`MultiTaskCLLoop` at run time (``bind_loop``); a numeric period
+    under that loop must be a whole number of rounds. The value is computed
+    in closed form from the step, so a resumed run continues the cycle; see
+    ``docs/cl.md`` for the two readings of T and how the phase is counted.
 
     Args:
         optimizer (Optimizer or BaseOptimWrapper): Wrapped optimizer.

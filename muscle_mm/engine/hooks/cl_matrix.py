@@ -74,38 +74,12 @@ class AccuracyMatrix:
                     lower_is_better=sorted(self.lower_is_better)),
                 f,
                 indent=2)
-        self._plot(osp.join(work_dir, f'{name}.png'), forgetting)
-
-    def _plot(self, path: str, forgetting: Dict[str, Optional[float]]) -> None:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-
-        mat = self.matrix
-        fig, ax = plt.subplots(
-            figsize=(max(4, 0.7 * len(self.columns) + 2),
-                     0.6 * len(self.tasks) + 1.5))
-        im = ax.imshow(
-            np.ma.masked_invalid(mat), aspect='auto', cmap='viridis')
-        ax.set_xticks(range(len(self.columns)))
-        ax.set_xticklabels(self.columns, rotation=60, ha='right', fontsize=7)
-        ax.set_yticks(range(len(self.tasks)))
-        ax.set_yticklabels([
-            t if forgetting[t] is None else f'{t} (fgt {forgetting[t]:.3g})'
-            for t in self.tasks
-        ])
-        for (i, j), v in np.ndenumerate(mat):
-            if not np.isnan(v):
-                ax.text(
-                    j,
-                    i,
-                    f'{v:.2g}',
-                    ha='center',
-                    va='center',
-                    fontsize=6,
-                    color='w')
-        ax.set_xlabel('after task-iterate (round:task)')
-        fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        from muscle_mm.visualization import plot_matrix_heatmap
+        plot_matrix_heatmap(
+            self.matrix,
+            [t if forgetting[t] is None else f'{t} (fgt {forgetting[t]:.3g})'
+             for t in self.tasks],
+            self.columns,
+            osp.join(work_dir, f'{name}.png'),
+            xlabel='after task-iterate (round:task)',
+            fmt='{:.2g}')

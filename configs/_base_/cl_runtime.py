@@ -1,0 +1,16 @@
+# Runtime of MUSCLE stage 2 (Sec. 2.2): default_runtime.py plus what the
+# continual-learning loop is observed with.
+_base_ = ['./default_runtime.py']
+
+default_hooks = dict(
+    # after every validation, one score per task (task x task-iterate) and
+    # each task's forgetting -> work_dir/cl_accuracy_matrix.{json,png}
+    accuracy_matrix=dict(
+        type='AccuracyMatrixHook',
+        score_keys=dict(
+            pneumonia='binary/accuracy',
+            mura='binary/accuracy',
+            lung='lung/mIoU',
+            tbx='tbx/mAP')))
+# log lines carry the active task's losses only
+log_processor = dict(type='MultiTaskLogProcessor')
