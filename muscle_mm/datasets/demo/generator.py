@@ -11,8 +11,10 @@ bone maturity, fractures, lung masks) so a small CNN can learn them.
 Everything is deterministic from ``seed``: every dataset gets its own
 ``np.random.default_rng([seed, offset])`` stream with a fixed offset, and
 files are encoded with fixed parameters, so the same seed gives
-byte-identical files. A ``.complete`` marker, written last, makes reruns
-skip finished datasets; an interrupted dataset folder is regenerated.
+byte-identical files. Each dataset is written to a temporary folder beside
+its target and renamed into place when complete (with a ``.complete``
+marker), so concurrent or interrupted runs never leave a half-written
+dataset that looks finished; reruns skip finished datasets.
 
 Only numpy/cv2 are used (no mmcv/mmengine), so this runs before the
 OpenMMLab stack is installed.
@@ -20,6 +22,7 @@ OpenMMLab stack is installed.
 import csv
 import io
 import json
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -623,15 +626,44 @@ def completed_count(root: Path, seed: int, scale: float) -> Optional[int]:
     return int(marker['images'])
 
 
-def _reset(root: Path) -> None:
-    """Empty a dataset folder we own; refuse to touch anything else."""
-    if root.exists() and any(root.iterdir()):
-        if not (root / _OURS).exists():
-            raise FileExistsError(
-                f'{root} exists and was not written by the demo generator '
-                '(real data?); refusing to overwrite it.')
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+def _check_ours(root: Path) -> None:
+    """Refuse to replace a folder the generator did not write."""
+    if root.exists() and any(root.iterdir()) and not (root / _OURS).exists():
+        raise FileExistsError(
+            f'{root} exists and was not written by the demo generator '
+            '(real data?); refusing to overwrite it.')
+
+
+def _move_into_place(tmp: Path, root: Path, seed: int, scale: float,
+                     overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``root``, replacing an old folder.
+
+    Renames are atomic, so a reader sees either no dataset or a whole one,
+    and of two generators racing for ``root`` one wins and the other, whose
+    copy is identical (same seed), discards its own.
+    """
+    for _ in range(3):
+        if root.exists():
+            if not overwrite and \
+                    completed_count(root, seed, scale) is not None and \
+                    json.loads((tmp / _COMPLETE).read_text()) == \
+                    json.loads((root / _COMPLETE).read_text()):
+                shutil.rmtree(tmp)  # another run finished the same folder
+                return
+            _check_ours(root)
+            old = root.with_name(f'.{root.name}.old-{os.getpid()}')
+            try:
+                root.rename(old)
+            except FileNotFoundError:  # the other run moved it first
+                continue
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            tmp.rename(root)
+            return
+        except OSError:  # another run renamed its copy into place first
+            continue
+    raise RuntimeError(f'Could not move {tmp} to {root}: another process '
+                       'keeps replacing it.')
 
 
 def generate_demo_data(out_dir: str,
@@ -669,12 +701,18 @@ def generate_demo_data(out_dir: str,
         if done is not None and not overwrite:
             counts[key] = done
             continue
-        _reset(root)
-        (root / _OURS).write_text(json.dumps(_params(seed, scale)) + '\n')
-        writer = _Writer(root)
+        _check_ours(root)
+        # written beside the target and renamed into place when complete
+        tmp = root.with_name(f'.{root.name}.tmp-{os.getpid()}')
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        (tmp / _OURS).write_text(json.dumps(_params(seed, scale)) + '\n')
+        writer = _Writer(tmp)
         rng = np.random.default_rng([seed, _SEED_OFFSETS[key]])
         _WRITERS[key](writer, rng, scale)
         marker = dict(_params(seed, scale), images=writer.n_images)
-        (root / _COMPLETE).write_text(json.dumps(marker) + '\n')
+        (tmp / _COMPLETE).write_text(json.dumps(marker) + '\n')
+        _move_into_place(tmp, root, seed, scale, overwrite)
         counts[key] = writer.n_images
     return counts
