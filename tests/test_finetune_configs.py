@@ -20,6 +20,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
 import muscle_mm.models.init  # noqa: F401 (until models/__init__ has it)
+from muscle_mm.metainfo import INITS, TASKS
 from muscle_mm.models.init import LocalPretrained
 from muscle_mm.registry import MODELS
 from muscle_mm.utils import register_all_modules
@@ -30,9 +31,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FINETUNE = osp.join(REPO, 'configs', 'muscle', 'finetune')
 CONVERTER = osp.join(REPO, 'tools', 'model_converters',
                      'torchvision_to_mmpretrain.py')
-TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
 BACKBONES = ('r18', 'r50')
-INITS = ('scratch', 'imagenet', 'mdmoco', 'muscle_minus', 'muscle')
 PRETRAINED_FILES = {
     'imagenet': 'data/pretrained/resnet{d}_imagenet.pth',
     'mdmoco': 'work_dirs/muscle_paper/backbones/r{d}_mdmoco.pth',

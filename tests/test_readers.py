@@ -19,9 +19,10 @@ from PIL import Image
 from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.datasets.readers import TABLE1, DatasetFormatError
 from muscle_mm.datasets.readers.splits import grouped_split, write_splits
+from muscle_mm.metainfo import TASK_DATASETS
 from muscle_mm.registry import DATASETS, TRANSFORMS
 
-TASKS = ('pneumonia', 'mura', 'lung_masks', 'tbx11k')
+TASKS = tuple(TASK_DATASETS.values())  # the Table 1 sets of stage 3
 
 
 def make_splits(root, key, seed=0):

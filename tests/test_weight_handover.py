@@ -21,13 +21,13 @@ from mmengine.runner import Runner
 
 from muscle_mm.pipeline.study import (MuscleStudy, StudySettings,
                                       default_work_dir)
+from muscle_mm.metainfo import TASKS
 from muscle_mm.registry import MODELS, RUNNERS
 from muscle_mm.utils import register_all_modules
 from muscle_mm.utils.checkpoint import export_backbone
 
 register_all_modules(init_default_scope=False)
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
 DEPTHS = (18, 50)
 
 

@@ -6,8 +6,8 @@ is what the metrics of :mod:`muscle_mm.evaluation.metrics` return, with or
 without their prefix (``'binary/auc'`` or ``'auc'``), in percent. Task keys
 are ``pneumonia``, ``mura`` (Table 2), ``lung`` and ``tbx`` (Table 3), in any
 case; backbones such as ``r18`` / ``resnet50`` print as ``ResNet-18``; the
-pre-training keys ``scratch``, ``imagenet``, ``mdmoco``, ``muscle--``,
-``muscle`` print and sort as in the paper. A missing figure prints as ``-``.
+pre-training keys of :data:`muscle_mm.metainfo.INITS` (also ``muscle--`` and
+``md-moco``) print and sort as in the paper. A missing figure prints as ``-``.
 """
 import csv
 import json
@@ -17,18 +17,18 @@ import os.path as osp
 import re
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
 
-# display name of each known pre-training, in the paper's row order
+from muscle_mm.metainfo import CLS_TASKS, INIT_NAMES, INITS, TASK_TITLES
+
+# display name of each known pre-training key (``muscle_mm.metainfo.INITS``,
+# ``_`` read as ``-``) and of the spellings the paper's text uses
 PRETRAIN_NAMES = {
-    'scratch': 'Scratch',
-    'imagenet': 'ImageNet',
-    'mdmoco': 'MD-MoCo',
-    'md-moco': 'MD-MoCo',
-    'muscle--': 'MUSCLE--',
-    'muscle-minus': 'MUSCLE--',
-    'muscle': 'MUSCLE',
+    **{key.replace('_', '-'): name
+       for key, name in INIT_NAMES.items()},
+    'md-moco': INIT_NAMES['mdmoco'],
+    'muscle--': INIT_NAMES['muscle_minus'],
 }
-PRETRAIN_ORDER = ['Scratch', 'ImageNet', 'MD-MoCo', 'MUSCLE--', 'MUSCLE']
-TABLE2_TASKS = {'pneumonia': 'Pneumonia', 'mura': 'MURA'}
+PRETRAIN_ORDER = [INIT_NAMES[key] for key in INITS]
+TABLE2_TASKS = {task: TASK_TITLES[task] for task in CLS_TASKS}
 
 
 class Table(NamedTuple):

@@ -19,11 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from muscle_mm.metainfo import TABLE1, TASK_DATASETS
 from .study import REPO_ROOT, MuscleStudy, PlannedRun
 
-#: The TABLE1 dataset of each downstream task
-TASK_DATASETS = dict(
-    pneumonia='pneumonia', mura='mura', lung='lung_masks', tbx='tbx11k')
 GiB = 1024**3
 
 
@@ -113,7 +111,6 @@ class Preflight:
     # -------------------------------------------------------------- data
     def check_data(self) -> List[Check]:
         """Each dataset the plan reads: folder, split files, counts."""
-        from muscle_mm.datasets.readers import TABLE1
         from muscle_mm.datasets.readers.verify import verify_split
         plan = self.study.plan()
         keys = list(TABLE1) if any(r.stage < 3 for r in plan) else [

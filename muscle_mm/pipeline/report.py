@@ -10,24 +10,10 @@ from typing import Dict, List, Mapping, Tuple
 import cv2
 import numpy as np
 
-from muscle_mm.evaluation.tables import build_table2, build_table3, \
-    to_markdown, write_tables
+from muscle_mm.evaluation.tables import (build_table2, build_table3,
+                                         to_markdown, write_tables)
+from muscle_mm.metainfo import CLS_TASKS, INIT_NAMES, TABLE3_TASKS, TASK_TITLES
 from muscle_mm.visualization import plot_roc_curves, plot_seg_overlays
-
-# the keys muscle_mm.evaluation.tables expects, and the legend names
-TABLE_INIT = dict(
-    scratch='scratch',
-    imagenet='imagenet',
-    mdmoco='mdmoco',
-    muscle_minus='muscle--',
-    muscle='muscle')
-PRETTY_INIT = dict(
-    scratch='Scratch',
-    imagenet='ImageNet',
-    mdmoco='MD-MoCo',
-    muscle_minus='MUSCLE--',
-    muscle='MUSCLE')
-TASK_TITLE = dict(pneumonia='Pneumonia', mura='MURA', lung='Lung', tbx='TBX')
 
 
 def predict_segmentation(config: str, checkpoint: str,
@@ -86,7 +72,7 @@ def build_report(work_dir: str,
 
     metrics = {
         task: {
-            bb: {TABLE_INIT[init]: out['metrics']
+            bb: {init: out['metrics']
                  for init, out in by_init.items()}
             for bb, by_init in by_bb.items()
         }
@@ -95,16 +81,16 @@ def build_report(work_dir: str,
     for name, paths in write_tables(metrics, report_dir).items():
         written.update({f'{name}.{ext}': p for ext, p in paths.items()})
 
-    for task in ('pneumonia', 'mura'):
+    for task in CLS_TASKS:
         for bb, by_init in results.get(task, {}).items():
             curves = {
-                PRETTY_INIT[init]: osp.join(
+                INIT_NAMES[init]: osp.join(
                     osp.dirname(out['checkpoint']), 'roc.json')
                 for init, out in by_init.items()
             }
             out_png = osp.join(report_dir, f'roc_{task}_{bb}.png')
             plot_roc_curves(
-                curves, out_png, title=f'{TASK_TITLE[task]}, {bb.upper()}')
+                curves, out_png, title=f'{TASK_TITLES[task]}, {bb.upper()}')
             written[f'roc_{task}_{bb}'] = out_png
 
     for bb, by_init in results.get('lung', {}).items():
@@ -112,7 +98,7 @@ def build_report(work_dir: str,
         for init, out in by_init.items():
             images, gts, pred = predict_segmentation(
                 out['config'], out['checkpoint'], num_overlays)
-            preds[PRETTY_INIT[init]] = pred
+            preds[INIT_NAMES[init]] = pred
         if preds:
             out_png = osp.join(report_dir, f'lung_overlays_{bb}.png')
             plot_seg_overlays(images, gts, preds, out_png)
@@ -125,9 +111,9 @@ def build_report(work_dir: str,
                 dst = osp.join(report_dir, f'forgetting_{stage}.{ext}')
                 shutil.copyfile(src, dst)
                 written[f'forgetting_{stage}.{ext}'] = dst
-    if any(t in metrics for t in ('pneumonia', 'mura')):
+    if any(t in metrics for t in CLS_TASKS):
         log('\n' + to_markdown(build_table2(metrics)))
-    if any(t in metrics for t in ('lung', 'tbx')):
+    if any(t in metrics for t in TABLE3_TASKS):
         log('\n' + to_markdown(build_table3(metrics)))
     log(f'\nReport written to {report_dir}:')
     for name in sorted(written):

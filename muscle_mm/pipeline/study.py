@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from muscle_mm.metainfo import CLS_TASKS, INITS, STAGE_BACKBONES, TASKS
 from muscle_mm.utils.fileio import atomic_write
 from muscle_mm.utils.process import FolderLock, run_logged
 
@@ -46,19 +47,13 @@ class PlannedRun:
     output: Optional[str] = None
 
 
-#: Initialisations that a stage of the study makes
-STAGE_BACKBONES = ('mdmoco', 'muscle_minus', 'muscle')
-
-
 def default_work_dir(scale: str) -> str:
     """The study's work dir unless ``--work-dir`` is given; the configs'
     default backbone files lie below it (relative to the working dir)."""
     return osp.join('work_dirs', f'muscle_{scale}')
 
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
-INITS = ('scratch', 'imagenet', 'mdmoco', 'muscle_minus', 'muscle')
-CLS_TASKS = ('pneumonia', 'mura')
 
 
 @dataclass
@@ -69,8 +64,8 @@ class StudySettings:
         work_dir: Everything is written under this folder.
         scale: ``'demo'`` (data/demo, minutes on a CPU) or ``'paper'``.
         backbones: ``'r18'`` and/or ``'r50'``.
-        tasks: Subset of :data:`TASKS`.
-        inits: Subset of :data:`INITS`.
+        tasks: Subset of :data:`muscle_mm.metainfo.TASKS`.
+        inits: Subset of :data:`muscle_mm.metainfo.INITS`.
         imagenet: ``{backbone: path}`` of local ImageNet weights; an init
             without weights is reported as skipped, never downloaded.
         gpus: Processes per run (``tools/dist_train.sh`` when > 1); each

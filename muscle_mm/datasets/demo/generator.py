@@ -31,22 +31,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from muscle_mm.metainfo import DATASET_FOLDERS
 from .phantoms import (HEART_SCALE, MURA_PARTS, Chest, Style, add_blobs,
                        apply_finding, chest_phantom, hand_phantom,
                        limb_phantom, render)
 
 #: Dataset key -> folder name under ``out_dir`` (as the releases unpack).
-DEMO_DATASETS: Dict[str, str] = {
-    'nih': 'NIH-ChestXray14',
-    'shenzhen': 'ChinaSet_AllFiles',
-    'montgomery': 'MontgomerySet',
-    'indiana': 'IndianaCXR',
-    'rsna_boneage': 'RSNA-BoneAge',
-    'pneumonia': 'chest_xray',
-    'mura': 'MURA-v1.1',
-    'lung_masks': 'Lung Segmentation',
-    'tbx11k': 'TBX11K',
-}
+DEMO_DATASETS: Dict[str, str] = dict(DATASET_FOLDERS)
 
 # Fixed per-dataset stream offsets (never Python's randomised hash()).
 _SEED_OFFSETS = {key: 1009 * (i + 1) for i, key in enumerate(DEMO_DATASETS)}

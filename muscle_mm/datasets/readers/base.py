@@ -9,61 +9,15 @@ Every reader takes ``data_root`` (the folder as distributed), ``split`` and
 import csv
 import os
 import os.path as osp
-from typing import Dict, Iterable, List, Sequence
+from typing import Iterable, List, Sequence
 
 from mmengine.logging import MMLogger
+
+from muscle_mm.metainfo import TABLE1
 
 SPLITS = ('train', 'val', 'test')
 SPLIT_DIR = 'muscle_splits'
 MAKE_SPLITS = 'python tools/dataset_converters/make_splits.py'
-
-# MUSCLE Table 1: folder as distributed, reader type and the paper's counts.
-TABLE1: Dict[str, dict] = {
-    'nih':
-    dict(
-        folder='NIH-ChestXray14',
-        type='NIHChestXray14Dataset',
-        counts=dict(train=112120)),
-    'shenzhen':
-    dict(
-        folder='ChinaSet_AllFiles',
-        type='ShenzhenCXRDataset',
-        counts=dict(train=661)),
-    'montgomery':
-    dict(
-        folder='MontgomerySet',
-        type='MontgomeryCXRDataset',
-        counts=dict(train=138)),
-    'indiana':
-    dict(
-        folder='IndianaCXR', type='IndianaCXRDataset',
-        counts=dict(train=7470)),
-    'rsna_boneage':
-    dict(
-        folder='RSNA-BoneAge',
-        type='RSNABoneAgeDataset',
-        counts=dict(train=10811)),
-    'pneumonia':
-    dict(
-        folder='chest_xray',
-        type='KermanyPneumoniaDataset',
-        counts=dict(train=4686, val=585, test=585)),
-    'mura':
-    dict(
-        folder='MURA-v1.1',
-        type='MURADataset',
-        counts=dict(train=32013, val=3997, test=3995)),
-    'lung_masks':
-    dict(
-        folder='Lung Segmentation',
-        type='ChestXrayMasksDataset',
-        counts=dict(train=718, val=89, test=89)),
-    'tbx11k':
-    dict(
-        folder='TBX11K',
-        type='TBX11KDataset',
-        counts=dict(train=640, val=80, test=80)),
-}
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.dcm')
 

@@ -9,13 +9,15 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 
+from muscle_mm.metainfo import INIT_NAMES
 from muscle_mm.registry import WEIGHT_INITIALIZERS
 
 #: Where each pre-trained initialisation of the paper comes from, for the
-#: error raised when its file is missing. ``{depth}``/``{path}`` are filled in.
+#: error raised when its file is missing. ``{name}`` (its printed name),
+#: ``{depth}`` and ``{path}`` are filled in.
 _SOURCES = {
     'imagenet':
-    ('ImageNet ResNet-{depth} weights not found at {path}. This machine '
+    ('{name} ResNet-{depth} weights not found at {path}. This machine '
      'cannot download them. On a machine with internet run\n'
      '  python -c "import torch, torchvision; torch.save(torchvision.'
      "models.resnet{depth}(weights='IMAGENET1K_V1').state_dict(), "
@@ -27,7 +29,7 @@ _SOURCES = {
      'or point the config at a converted file elsewhere with '
      '--cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
     'mdmoco':
-    ('MD-MoCo (stage 1) ResNet-{depth} backbone not found at {path}. '
+    ('{name} (stage 1) ResNet-{depth} backbone not found at {path}. '
      'Stage 1 of the study makes it (python tools/run_muscle.py writes '
      '<work dir>/backbones/r{depth}_mdmoco.pth); by hand:\n'
      '  python tools/train.py configs/muscle/mdmoco_r{depth}.py\n'
@@ -35,7 +37,7 @@ _SOURCES = {
      'work_dirs/mdmoco_r{depth}/epoch_200.pth {path}\n'
      'Another file: --cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
     'muscle_minus':
-    ('MUSCLE-- (stage 2 without reshuffling, cyclic LR and L2-SP) '
+    ('{name} (stage 2 without reshuffling, cyclic LR and L2-SP) '
      'ResNet-{depth} backbone not found at {path}. Stage 2 of the study '
      'makes it (python tools/run_muscle.py writes <work dir>/backbones/'
      'r{depth}_muscle_minus.pth); by hand:\n'
@@ -44,7 +46,7 @@ _SOURCES = {
      'work_dirs/muscle_minus_r{depth}/epoch_40.pth {path}\n'
      'Another file: --cfg-options model.backbone.init_cfg.checkpoint=PATH.'),
     'muscle':
-    ('MUSCLE (stage 2) ResNet-{depth} backbone not found at {path}. Stage 2 '
+    ('{name} (stage 2) ResNet-{depth} backbone not found at {path}. Stage 2 '
      'of the study makes it (python tools/run_muscle.py writes <work dir>/'
      'backbones/r{depth}_muscle.pth); by hand:\n'
      '  python tools/train.py configs/muscle/cl_r{depth}.py\n'
@@ -76,8 +78,8 @@ class LocalPretrained(PretrainedInit):
             checkpoint, e.g. ``'backbone.'``. Defaults to None (bare keys).
         map_location (str): Defaults to 'cpu'.
         source (str, optional): What the file is, for the error message:
-            'imagenet', 'mdmoco', 'muscle_minus' or 'muscle'. Defaults to
-            None (a generic message).
+            a key of :data:`muscle_mm.metainfo.INITS` but ``'scratch'``.
+            Defaults to None (a generic message).
         strict (bool): Require every tensor of the module, with its shape.
             Defaults to True.
     """
@@ -113,6 +115,7 @@ class LocalPretrained(PretrainedInit):
                     'model.backbone.init_cfg.checkpoint=PATH.')
         depth = getattr(module, 'depth', None)
         return _SOURCES[self.source].format(
+            name=INIT_NAMES[self.source],
             depth=depth if depth is not None else '<depth>',
             path=self.checkpoint)
 

@@ -1,0 +1,95 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""The names of the MUSCLE study, defined once: tasks, initialisations and
+the nine datasets of Table 1.
+
+Every module that names a task, an initialisation or a dataset folder
+imports it from here (the study, the report, the tables, the readers, the
+demo generator). Standard library only, so the demo generator and the tools
+import it without torch or the OpenMMLab stack.
+"""
+from typing import Dict
+
+#: Downstream tasks of stage 3, in the paper's order (Sec. 3, Tables 2, 3).
+TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
+#: Classification tasks: Table 2 and the ROC curves of Fig. 2.
+CLS_TASKS = ('pneumonia', 'mura')
+#: Table 3: lung segmentation and TB detection.
+TABLE3_TASKS = ('lung', 'tbx')
+#: Printed name of each task.
+TASK_TITLES = dict(pneumonia='Pneumonia', mura='MURA', lung='Lung', tbx='TBX')
+#: The Table 1 dataset each task is fine-tuned and tested on.
+TASK_DATASETS = dict(
+    pneumonia='pneumonia', mura='mura', lung='lung_masks', tbx='tbx11k')
+
+#: Initialisations compared in Tables 2 and 3, in the paper's row order.
+#: ``muscle_minus`` is MUSCLE-- (Sec. 3: stage 2 without reshuffling, cyclic
+#: LR and L2-SP); it is the only spelling of the key.
+INITS = ('scratch', 'imagenet', 'mdmoco', 'muscle_minus', 'muscle')
+#: Printed name of each initialisation (tables, legends, messages).
+INIT_NAMES = dict(
+    scratch='Scratch',
+    imagenet='ImageNet',
+    mdmoco='MD-MoCo',
+    muscle_minus='MUSCLE--',
+    muscle='MUSCLE')
+#: Initialisations that a stage of the study makes (stage 1, then stage 2).
+STAGE_BACKBONES = ('mdmoco', 'muscle_minus', 'muscle')
+
+# MUSCLE Table 1: folder as distributed, reader type and the paper's counts.
+# The order is the demo generator's too (it seeds each dataset by position).
+TABLE1: Dict[str, dict] = {
+    'nih':
+    dict(
+        folder='NIH-ChestXray14',
+        type='NIHChestXray14Dataset',
+        counts=dict(train=112120)),
+    'shenzhen':
+    dict(
+        folder='ChinaSet_AllFiles',
+        type='ShenzhenCXRDataset',
+        counts=dict(train=661)),
+    'montgomery':
+    dict(
+        folder='MontgomerySet',
+        type='MontgomeryCXRDataset',
+        counts=dict(train=138)),
+    'indiana':
+    dict(
+        folder='IndianaCXR', type='IndianaCXRDataset',
+        counts=dict(train=7470)),
+    'rsna_boneage':
+    dict(
+        folder='RSNA-BoneAge',
+        type='RSNABoneAgeDataset',
+        counts=dict(train=10811)),
+    'pneumonia':
+    dict(
+        folder='chest_xray',
+        type='KermanyPneumoniaDataset',
+        counts=dict(train=4686, val=585, test=585)),
+    'mura':
+    dict(
+        folder='MURA-v1.1',
+        type='MURADataset',
+        counts=dict(train=32013, val=3997, test=3995)),
+    'lung_masks':
+    dict(
+        folder='Lung Segmentation',
+        type='ChestXrayMasksDataset',
+        counts=dict(train=718, val=89, test=89)),
+    'tbx11k':
+    dict(
+        folder='TBX11K',
+        type='TBX11KDataset',
+        counts=dict(train=640, val=80, test=80)),
+}
+#: Dataset key -> folder name as the release unpacks.
+DATASET_FOLDERS: Dict[str, str] = {
+    key: info['folder']
+    for key, info in TABLE1.items()
+}
+
+__all__ = [
+    'TASKS', 'CLS_TASKS', 'TABLE3_TASKS', 'TASK_TITLES', 'TASK_DATASETS',
+    'INITS', 'INIT_NAMES', 'STAGE_BACKBONES', 'TABLE1', 'DATASET_FOLDERS'
+]
