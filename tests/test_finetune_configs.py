@@ -392,7 +392,7 @@ def test_local_pretrained_refuses_urls():
 
 def test_pipeline_overrides_the_backbone_file(tv18):
     """Full and demo configs: the study's one option swaps the checkpoint."""
-    from muscle_mm.pipeline.study import MuscleStudy
+    from muscle_mm.apis.study import MuscleStudy
     tv, ckpt = tv18
     expected = tv.state_dict()
     for config in (leaf('pneumonia', 'r18', 'muscle'),

@@ -6,8 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from muscle_mm.apis.study import MuscleStudy, StudySettings
 from muscle_mm.engine.runner.lr_scaling import lr_scaling, scale_ratio
-from muscle_mm.pipeline.study import MuscleStudy, StudySettings
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LEAVES = sorted(

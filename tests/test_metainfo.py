@@ -19,10 +19,10 @@ def test_the_papers_names():
 
 
 def test_every_module_uses_these_names():
+    from muscle_mm.apis import study
     from muscle_mm.datasets import readers
     from muscle_mm.datasets.demo import DEMO_DATASETS
     from muscle_mm.evaluation import tables
-    from muscle_mm.pipeline import study
 
     assert study.TASKS is metainfo.TASKS and study.INITS is metainfo.INITS
     assert readers.TABLE1 is metainfo.TABLE1

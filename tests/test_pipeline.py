@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from muscle_mm.pipeline import MuscleStudy, StudySettings
+from muscle_mm.apis import MuscleStudy, StudySettings
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -135,7 +135,7 @@ def test_second_study_stops_and_children_die_with_the_runner(
 @pytest.mark.slow
 def test_demo_study_one_task_end_to_end(tmp_path):
     """Data, fine-tune + test, and the report for one task and one init."""
-    from muscle_mm.pipeline import build_report
+    from muscle_mm.apis import build_report
     from muscle_mm.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)

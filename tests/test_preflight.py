@@ -13,10 +13,9 @@ from unittest import mock
 import pytest
 import torch
 
+from muscle_mm.apis.preflight import Preflight, iters_per_epoch, measure_step
+from muscle_mm.apis.study import MuscleStudy, StudySettings
 from muscle_mm.datasets.readers import TABLE1
-from muscle_mm.pipeline.preflight import (Preflight, iters_per_epoch,
-                                          measure_step)
-from muscle_mm.pipeline.study import MuscleStudy, StudySettings
 from muscle_mm.registry import MODELS
 from muscle_mm.utils import register_all_modules
 
@@ -195,7 +194,7 @@ def test_period_that_disagrees_with_the_loop(in_tmp, demo_data_root,
 def test_full_disk(in_tmp, demo_data_root, monkeypatch):
     link_data(in_tmp, demo_data_root)
     usage = namedtuple('usage', 'total used free')
-    monkeypatch.setattr('muscle_mm.pipeline.preflight.shutil.disk_usage',
+    monkeypatch.setattr('muscle_mm.apis.preflight.shutil.disk_usage',
                         lambda path: usage(2**20, 2**20 - 4096, 4096))
     failed = failures(preflight(tasks=['pneumonia'], inits=['scratch']))
     assert len(failed) == 1 and failed[0][0] == 'disk'

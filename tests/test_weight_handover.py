@@ -19,8 +19,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from muscle_mm.pipeline.study import (MuscleStudy, StudySettings,
-                                      default_work_dir)
+from muscle_mm.apis.study import MuscleStudy, StudySettings, default_work_dir
 from muscle_mm.metainfo import TASKS
 from muscle_mm.registry import MODELS, RUNNERS
 from muscle_mm.utils import register_all_modules

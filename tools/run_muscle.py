@@ -12,8 +12,8 @@ Re-running skips finished stages and resumes an interrupted one.
 import argparse
 import sys
 
-from muscle_mm.pipeline import MuscleStudy, StudySettings, build_report
-from muscle_mm.pipeline.study import INITS, TASKS, default_work_dir
+from muscle_mm.apis import MuscleStudy, StudySettings, build_report
+from muscle_mm.apis.study import INITS, TASKS, default_work_dir
 from muscle_mm.utils import register_all_modules
 from muscle_mm.utils.process import FolderInUseError
 
@@ -77,7 +77,7 @@ def main() -> None:
     study = MuscleStudy(settings)
     try:
         if args.preflight:
-            from muscle_mm.pipeline.preflight import Preflight
+            from muscle_mm.apis.preflight import Preflight
             study.prepare_data()  # demo data (seconds); nothing at paper scale
             checks = Preflight(study, amp=args.amp,
                                memory=not args.skip_memory).run()

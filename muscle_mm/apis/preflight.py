@@ -360,7 +360,7 @@ class Preflight:
 def measure_in_subprocess(config: str, amp: bool) -> dict:
     env = dict(os.environ)
     env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    cmd = [sys.executable, '-m', 'muscle_mm.pipeline.preflight', config]
+    cmd = [sys.executable, '-m', 'muscle_mm.apis.preflight', config]
     if amp:
         cmd.append('--amp')
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -1,7 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """The study's report: Tables 2/3, ROC curves (Fig. 2), segmentation
 overlays (Fig. 3) and the stage-2 forgetting matrix, from the stage folders
-that :class:`~muscle_mm.pipeline.MuscleStudy` wrote."""
+that :class:`~muscle_mm.apis.MuscleStudy` wrote."""
 import os
 import os.path as osp
 import shutil
