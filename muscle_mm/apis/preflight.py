@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from muscle_mm.metainfo import TABLE1, TASK_DATASETS
-from .study import REPO_ROOT, MuscleStudy, PlannedRun
+from .paths import IMPORT_ROOT, resource_roots
+from .study import MuscleStudy, PlannedRun
 
 GiB = 1024**3
 
@@ -36,6 +37,14 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.status == 'FAIL'
+
+
+def _shown(config: str) -> str:
+    """``configs/...`` for the package's configs, else the path."""
+    for root in resource_roots():
+        if osp.abspath(config).startswith(osp.join(root, 'configs', '')):
+            return osp.relpath(config, root)
+    return config
 
 
 def _error(e: BaseException) -> str:
@@ -158,7 +167,7 @@ class Preflight:
         params = sum(p.numel() for p in model.parameters())
         return [
             Check('config', run.name, 'ok',
-                  f'{osp.relpath(run.config, REPO_ROOT)}: model '
+                  f'{_shown(run.config)}: model '
                   f'{params / 1e6:.1f}M parameters, '
                   f'{len(loaders)} dataloader(s), evaluator(s) built'),
             self.check_init(run, plan, model),
@@ -359,7 +368,7 @@ class Preflight:
 # --------------------------------------------- one step, in a subprocess
 def measure_in_subprocess(config: str, amp: bool) -> dict:
     env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    env['PYTHONPATH'] = IMPORT_ROOT + os.pathsep + env.get('PYTHONPATH', '')
     cmd = [sys.executable, '-m', 'muscle_mm.apis.preflight', config]
     if amp:
         cmd.append('--amp')

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 from muscle_mm.metainfo import CLS_TASKS, INITS, STAGE_BACKBONES, TASKS
 from muscle_mm.utils.fileio import atomic_write
 from muscle_mm.utils.process import FolderLock, run_logged
+from .paths import IMPORT_ROOT, get_config_path, get_tool_path
 
 
 @dataclass
@@ -51,9 +52,6 @@ def default_work_dir(scale: str) -> str:
     """The study's work dir unless ``--work-dir`` is given; the configs'
     default backbone files lie below it (relative to the working dir)."""
     return osp.join('work_dirs', f'muscle_{scale}')
-
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @dataclass
@@ -121,24 +119,15 @@ class MuscleStudy:
 
     def stage_config(self, name: str) -> str:
         """Config of stage 1 (``mdmoco_r18``) or 2 (``cl_r18``, ...)."""
-        folder = 'configs/muscle/demo' if self.s.scale == 'demo' \
-            else 'configs/muscle'
-        suffix = '_demo' if self.s.scale == 'demo' else ''
-        return self._existing(osp.join(folder, f'{name}{suffix}.py'))
+        if self.s.scale == 'demo':
+            return get_config_path(f'muscle/demo/{name}_demo.py')
+        return get_config_path(f'muscle/{name}.py')
 
     def finetune_config(self, task: str, backbone: str, init: str) -> str:
         name = f'{task}_{backbone}_{init}'
         if self.s.scale == 'demo':
             name = f'demo/{name}_demo'
-        return self._existing(osp.join('configs/muscle/finetune',
-                                       f'{name}.py'))
-
-    @staticmethod
-    def _existing(rel: str) -> str:
-        path = osp.join(REPO_ROOT, rel)
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'Config {path} does not exist.')
-        return path
+        return get_config_path(f'muscle/finetune/{name}.py')
 
     @staticmethod
     def init_options(checkpoint: Optional[str]) -> List[str]:
@@ -173,14 +162,16 @@ class MuscleStudy:
     # ------------------------------------------------------------ running
     @staticmethod
     def tool(name: str) -> str:
-        """Path of a script under ``tools/``."""
-        return osp.join(REPO_ROOT, 'tools', name)
+        """Path of a script under ``tools/`` (checkout or package)."""
+        return get_tool_path(name)
 
     def _run(self, cmd: List[str], log_file: str) -> None:
         """Run ``cmd`` in the current directory (the configs' relative
-        ``data/`` and ``work_dirs/`` paths are read from it)."""
+        ``data/`` and ``work_dirs/`` paths are read from it), importing
+        this very ``muscle_mm``."""
         env = dict(os.environ)
-        env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+        env['PYTHONPATH'] = IMPORT_ROOT + os.pathsep + env.get(
+            'PYTHONPATH', '')
         self.log('  $ ' + ' '.join(cmd))
         returncode = run_logged(cmd, log_file, env)  # dies with the study
         if returncode != 0:
