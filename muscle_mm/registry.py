@@ -32,6 +32,8 @@ from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
+import muscle_mm.utils  # noqa: F401 (compat fixes, atomic file backend)
+
 # Explicit: the scope would otherwise be inferred from the package name.
 
 __all__ = [

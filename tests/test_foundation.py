@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import muscle_mm  # noqa: F401  (applies the compat fixes)
+# importing muscle_mm.utils applies the compat fixes
 from muscle_mm.utils import atomic_write, register_all_modules
 
 
