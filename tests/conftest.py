@@ -37,7 +37,7 @@ def demo_data_root(tmp_path_factory) -> str:
     the paper-scale configs on it)."""
     import subprocess
 
-    from muscle_mm.datasets.demo import generate_demo_data
+    from muscle_mm.testing import generate_demo_data
     root = tmp_path_factory.mktemp('demo_data')
     generate_demo_data(str(root))
     subprocess.run([

@@ -409,7 +409,7 @@ def test_pipeline_overrides_the_backbone_file(tv18):
 def test_demo_pneumonia_trains_and_tests(tmp_path):
     """tools/train.py for one epoch on generated demo data, then
     tools/test.py gives Table 2's figures and the ROC JSON."""
-    from muscle_mm.datasets.demo import generate_demo_data
+    from muscle_mm.testing import generate_demo_data
     generate_demo_data(
         str(tmp_path / 'data' / 'demo'),
         seed=0,

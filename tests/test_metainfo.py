@@ -1,5 +1,8 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """The study's names live in ``muscle_mm.metainfo`` and nowhere else."""
+import subprocess
+import sys
+
 from muscle_mm import metainfo
 
 
@@ -21,8 +24,8 @@ def test_the_papers_names():
 def test_every_module_uses_these_names():
     from muscle_mm.apis import study
     from muscle_mm.datasets import readers
-    from muscle_mm.datasets.demo import DEMO_DATASETS
     from muscle_mm.evaluation import tables
+    from muscle_mm.testing import DEMO_DATASETS
 
     assert study.TASKS is metainfo.TASKS and study.INITS is metainfo.INITS
     assert readers.TABLE1 is metainfo.TABLE1
@@ -30,3 +33,14 @@ def test_every_module_uses_these_names():
     assert tables.PRETRAIN_ORDER == list(metainfo.INIT_NAMES.values())
     for key, name in metainfo.INIT_NAMES.items():
         assert tables.pretrain_name(key) == name
+
+
+def test_metainfo_needs_only_the_standard_library():
+    code = ('import sys, muscle_mm.metainfo; '
+            "print(sorted(m for m in ('torch', 'mmengine', 'numpy', 'cv2') "
+            'if m in sys.modules))')
+    out = subprocess.run([sys.executable, '-c', code],
+                         check=True,
+                         capture_output=True,
+                         text=True).stdout
+    assert out.strip() == '[]'

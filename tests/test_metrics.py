@@ -26,8 +26,8 @@ from mmseg.structures import SegDataSample
 from sklearn.metrics import accuracy_score, recall_score, roc_curve
 
 import muscle_mm.evaluation.metrics  # noqa: F401  (registers the metrics)
-from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.evaluation.metrics import bootstrap_auc_ci
+from muscle_mm.testing import generate_demo_data
 from muscle_mm.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -278,7 +278,7 @@ def test_demo_config_trains_on_demo_data(repo_root, tmp_path):
     import muscle_mm.datasets.multi_source  # noqa: F401 (until the shared
     import muscle_mm.datasets.readers  # noqa: F401  __init__ files import
     import muscle_mm.datasets.transforms  # noqa: F401  them)
-    from muscle_mm.datasets.demo import generate_demo_data
+    from muscle_mm.testing import generate_demo_data
     from muscle_mm.utils.checkpoint import export_backbone
 
     data = tmp_path / 'demo'

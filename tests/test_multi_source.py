@@ -248,7 +248,7 @@ def test_demo_xray9_config_counts(tmp_path, repo_root):
     dataset, counts equal to the readers' own."""
     from mmengine.config import Config
 
-    from muscle_mm.datasets import demo
+    from muscle_mm import testing as demo
 
     demo.generate_demo_data(str(tmp_path), seed=0, scale=0.2)
     make_splits = osp.join(repo_root,

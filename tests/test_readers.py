@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.datasets.readers import TABLE1, DatasetFormatError
 from muscle_mm.datasets.readers.splits import grouped_split, write_splits
 from muscle_mm.metainfo import TASK_DATASETS
 from muscle_mm.registry import DATASETS, TRANSFORMS
+from muscle_mm.testing import generate_demo_data
 
 TASKS = tuple(TASK_DATASETS.values())  # the Table 1 sets of stage 3
 

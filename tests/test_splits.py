@@ -11,10 +11,9 @@ from collections import Counter
 
 import pytest
 
-from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.datasets.readers import TABLE1
-from muscle_mm.datasets.readers.splits import (grouped_split,
-                                               largest_remainder)
+from muscle_mm.datasets.readers.splits import grouped_split, largest_remainder
+from muscle_mm.testing import generate_demo_data
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

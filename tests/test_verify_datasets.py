@@ -8,8 +8,8 @@ import os.path as osp
 import re
 import sys
 
-from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.datasets.readers import TABLE1
+from muscle_mm.testing import generate_demo_data
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools/misc/verify_datasets.py')

@@ -71,7 +71,7 @@ class StudySettings:
         amp: Train with ``--amp`` (mixed precision).
 
     The configs read the datasets from ``data/`` (paper scale) and
-    ``data/demo/`` (demo) below the repository, as OpenMMLab configs do;
+    ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
     link the releases there if they live elsewhere.
     """
     work_dir: str
@@ -222,7 +222,7 @@ class MuscleStudy:
             return
 
         def body(stage_dir):
-            from muscle_mm.datasets.demo import generate_demo_data
+            from muscle_mm.testing import generate_demo_data
             root = self.data_root
             counts = generate_demo_data(root)
             self._run([

@@ -6,32 +6,19 @@
         --datasets nih shenzhen
 
 Each dataset lands in ``<out>/<native folder name>`` with its real release
-layout (see ``muscle_mm.datasets.demo``). Finished datasets are skipped
-unless ``--overwrite``. The generator package is loaded straight from its
-folder, so this works before torch/mmcv/mmengine are installed.
+layout (see ``muscle_mm.testing``). Finished datasets are skipped unless
+``--overwrite``. ``muscle_mm.testing`` needs numpy and cv2 only, so this
+works before torch/mmcv/mmengine are installed.
 """
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_PKG = REPO / 'muscle_mm' / 'datasets' / 'demo'
-
-
-def load_demo():
-    """Import ``muscle_mm.datasets.demo`` without ``muscle_mm/__init__``
-    (which pulls in torch and the OpenMMLab stack)."""
-    name = '_muscle_mm_demo'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, DEMO_PKG / '__init__.py',
-            submodule_search_locations=[str(DEMO_PKG)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+if (REPO / 'muscle_mm' / 'testing').is_dir():  # in a checkout: its generator
+    sys.path.insert(0, str(REPO))
+from muscle_mm import testing  # noqa: E402
 
 
 def parse_args(keys):
@@ -51,18 +38,17 @@ def parse_args(keys):
 
 
 def main():
-    demo = load_demo()
-    keys = list(demo.DEMO_DATASETS)
+    keys = list(testing.DEMO_DATASETS)
     args = parse_args(keys)
-    from_marker = demo.generator.completed_count
+    from_marker = testing.generator.completed_count
     total, t_all = 0, time.perf_counter()
     for key in args.datasets:
-        root = Path(args.out) / demo.DEMO_DATASETS[key]
+        root = Path(args.out) / testing.DEMO_DATASETS[key]
         skipped = (not args.overwrite
                    and from_marker(root, args.seed, args.scale) is not None)
         t0 = time.perf_counter()
-        n = demo.generate_demo_data(args.out, args.seed, args.scale, [key],
-                                    args.overwrite)[key]
+        n = testing.generate_demo_data(args.out, args.seed, args.scale,
+                                       [key], args.overwrite)[key]
         status = 'complete, skipped' if skipped else (
             f'written in {time.perf_counter() - t0:.1f}s')
         print(f'{key:<13} {n:4d} images -> {root}  ({status})')

@@ -1,12 +1,12 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
-"""Synthetic miniatures of the nine MUSCLE X-ray datasets (native layouts).
+"""Deprecated: the demo data generator is :mod:`muscle_mm.testing`."""
+import warnings
 
-``generate_demo_data(out_dir)`` writes small, deterministic, learnable
-stand-ins for NIH ChestX-ray14, Shenzhen, Montgomery, Indiana, RSNA Bone Age,
-paediatric pneumonia, MURA, the Kaggle lung masks and TBX11K, so pipelines
-and configs can run end to end without the real downloads. Pure numpy/cv2:
-importable before mmcv/mmengine are installed.
-"""
-from .generator import DEMO_DATASETS, generate_demo_data
+from muscle_mm.testing import DEMO_DATASETS, generate_demo_data
+from muscle_mm.testing import generator, phantoms  # noqa: F401
+
+warnings.warn(
+    'muscle_mm.datasets.demo moved to muscle_mm.testing; this alias goes '
+    'in the next release', DeprecationWarning, stacklevel=2)
 
 __all__ = ['DEMO_DATASETS', 'generate_demo_data']
