@@ -34,6 +34,9 @@ INIT_NAMES = dict(
     muscle='MUSCLE')
 #: Initialisations that a stage of the study makes (stage 1, then stage 2).
 STAGE_BACKBONES = ('mdmoco', 'muscle_minus', 'muscle')
+#: The config of the stage that makes each of them
+#: (``configs/muscle/{name}_r18.py``), in the order the study runs them.
+STAGE_CONFIGS = dict(mdmoco='mdmoco', muscle='cl', muscle_minus='muscle_minus')
 
 # MUSCLE Table 1: folder as distributed, reader type and the paper's counts.
 # The order is the demo generator's too (it seeds each dataset by position).
@@ -91,5 +94,6 @@ DATASET_FOLDERS: Dict[str, str] = {
 
 __all__ = [
     'TASKS', 'CLS_TASKS', 'TABLE3_TASKS', 'TASK_TITLES', 'TASK_DATASETS',
-    'INITS', 'INIT_NAMES', 'STAGE_BACKBONES', 'TABLE1', 'DATASET_FOLDERS'
+    'INITS', 'INIT_NAMES', 'STAGE_BACKBONES', 'STAGE_CONFIGS', 'TABLE1',
+    'DATASET_FOLDERS'
 ]

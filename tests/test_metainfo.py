@@ -13,6 +13,7 @@ def test_the_papers_names():
         'Scratch', 'ImageNet', 'MD-MoCo', 'MUSCLE--', 'MUSCLE'
     ]
     assert set(metainfo.STAGE_BACKBONES) < set(metainfo.INITS)
+    assert set(metainfo.STAGE_CONFIGS) == set(metainfo.STAGE_BACKBONES)
     assert set(metainfo.CLS_TASKS) | set(metainfo.TABLE3_TASKS) == set(
         metainfo.TASKS)
     assert set(metainfo.TASK_DATASETS.values()) < set(metainfo.TABLE1)

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from muscle_mm.metainfo import CLS_TASKS, INITS, STAGE_BACKBONES, TASKS
+from muscle_mm.metainfo import (CLS_TASKS, INITS, STAGE_BACKBONES,
+                                STAGE_CONFIGS, TASKS)
 from muscle_mm.utils.fileio import atomic_write
 from muscle_mm.utils.process import FolderLock, run_logged
 from .paths import IMPORT_ROOT, get_config_path, get_tool_path
@@ -240,27 +241,27 @@ class MuscleStudy:
         """MD-MoCo; returns the exported backbone checkpoint."""
 
         def body(stage_dir):
-            ckpt = self._train(self.stage_config(f'mdmoco_{backbone}'),
-                               stage_dir)
+            ckpt = self._train(
+                self.stage_config(f'{STAGE_CONFIGS["mdmoco"]}_{backbone}'),
+                stage_dir)
             return dict(
                 checkpoint=ckpt,
                 backbone=self._export(ckpt, backbone, 'mdmoco'))
 
         return self._stage(f'mdmoco_{backbone}', body)['backbone']
 
-    def stage2(self, kind: str, backbone: str, mdmoco: str) -> str:
-        """MUSCLE (``kind='cl'``) or MUSCLE-- (``'muscle_minus'``) from the
-        MD-MoCo backbone; returns the exported backbone checkpoint."""
-        name = 'muscle' if kind == 'cl' else 'muscle_minus'
+    def stage2(self, init: str, backbone: str, mdmoco: str) -> str:
+        """MUSCLE (``init='muscle'``) or MUSCLE-- (``'muscle_minus'``) from
+        the MD-MoCo backbone; returns the exported backbone checkpoint."""
 
         def body(stage_dir):
             ckpt = self._train(
-                self.stage_config(f'{kind}_{backbone}'), stage_dir,
-                self.init_options(mdmoco))
+                self.stage_config(f'{STAGE_CONFIGS[init]}_{backbone}'),
+                stage_dir, self.init_options(mdmoco))
             return dict(
-                checkpoint=ckpt, backbone=self._export(ckpt, backbone, name))
+                checkpoint=ckpt, backbone=self._export(ckpt, backbone, init))
 
-        return self._stage(f'{name}_{backbone}', body)['backbone']
+        return self._stage(f'{init}_{backbone}', body)['backbone']
 
     def stage3(self, task: str, backbone: str, init: str,
                pretrained: Optional[str]) -> Optional[dict]:
@@ -302,22 +303,24 @@ class MuscleStudy:
     def plan(self) -> List[PlannedRun]:
         """Every training run of the settings, in the order they run."""
         runs = []
-        need_stage2 = {'muscle', 'muscle_minus'} & set(self.s.inits)
+        stage2 = [i for i in STAGE_CONFIGS if i != 'mdmoco']
+        need_stage2 = set(stage2) & set(self.s.inits)
         for bb in self.s.backbones:
             mdmoco = self.backbone_file(bb, 'mdmoco')
             if need_stage2 or 'mdmoco' in self.s.inits:
                 runs.append(
-                    PlannedRun(f'mdmoco_{bb}', 1,
-                               self.stage_config(f'mdmoco_{bb}'), bb,
-                               output=mdmoco))
-            for init, kind in (('muscle', 'cl'),
-                               ('muscle_minus', 'muscle_minus')):
+                    PlannedRun(
+                        f'mdmoco_{bb}', 1,
+                        self.stage_config(f'{STAGE_CONFIGS["mdmoco"]}_{bb}'),
+                        bb, output=mdmoco))
+            for init in stage2:
                 if init in self.s.inits:
                     runs.append(
-                        PlannedRun(f'{init}_{bb}', 2,
-                                   self.stage_config(f'{kind}_{bb}'), bb,
-                                   'mdmoco', mdmoco,
-                                   output=self.backbone_file(bb, init)))
+                        PlannedRun(
+                            f'{init}_{bb}', 2,
+                            self.stage_config(f'{STAGE_CONFIGS[init]}_{bb}'),
+                            bb, 'mdmoco', mdmoco,
+                            output=self.backbone_file(bb, init)))
             files = dict(
                 scratch=None,
                 imagenet=self.s.imagenet.get(bb),
@@ -363,8 +366,8 @@ class MuscleStudy:
             if run.stage == 1:
                 self.stage1(run.backbone)
             elif run.stage == 2:
-                self.stage2('cl' if run.name.startswith('muscle_r') else
-                            'muscle_minus', run.backbone, run.init_file)
+                init = run.name[:-len(run.backbone) - 1]  # muscle_minus_r18
+                self.stage2(init, run.backbone, run.init_file)
             else:
                 out = self.stage3(run.task, run.backbone, run.init or
                                   'scratch', run.init_file)
