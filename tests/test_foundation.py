@@ -154,6 +154,52 @@ def test_resume_skips_a_truncated_last_checkpoint(tmp_path):
         torch.testing.assert_close(resumed[k], full[k], rtol=0, atol=0)
 
 
+def test_empty_arrays_load_weights_only(tmp_path):
+    """A checkpoint whose message hub holds an empty ``HistoryBuffer`` and an
+    empty array resumes: numpy pickles their data as ``bytes()``, which
+    weights-only loading refused ("GLOBAL bytes was not an allowed global");
+    ``bytes`` with an argument (an allocation of any size) stays refused."""
+    import io
+    import pickle
+
+    from mmengine.logging import HistoryBuffer, MessageHub
+    from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
+
+    hub = MessageHub(
+        f'empty_arrays_{id(tmp_path)}',
+        log_scalars={'train/loss': HistoryBuffer()},
+        runtime_info={'empty': np.zeros((0, 3), dtype=np.int64)},
+        resumed_keys={
+            'train/loss': True,
+            'empty': True
+        })
+    path = str(tmp_path / 'epoch_1.pth')
+    save_checkpoint(
+        dict(
+            meta=dict(epoch=1),
+            state_dict=dict(w=torch.zeros(2)),
+            message_hub=hub.state_dict()),
+        path,
+        backend_args=dict(backend='muscle_atomic_local'))
+    # the runner's resume: mmengine's loader (torch.load, weights_only)
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    resumed = MessageHub.get_instance(f'resumed_{id(tmp_path)}')
+    resumed.load_state_dict(ckpt['message_hub'])
+    assert resumed.get_scalar('train/loss').data[0].shape == (0, )
+    assert resumed.get_info('empty').shape == (0, 3)
+
+    class Allocate:
+
+        def __reduce__(self):
+            return bytes, (1 << 20, )
+
+    buffer = io.BytesIO()
+    torch.save(dict(data=Allocate()), buffer)
+    buffer.seek(0)
+    with pytest.raises(pickle.UnpicklingError, match='without arguments'):
+        torch.load(buffer, weights_only=True)
+
+
 @pytest.mark.parametrize('pointer', ['', 'moved', 'dangling', None])
 def test_find_resumable_checkpoint_pointer_cases(tmp_path, pointer):
     """An empty, moved or dangling ``last_checkpoint`` (or none) still finds
