@@ -216,6 +216,43 @@ def test_binary_bad_input_is_explained():
         build_evaluator(dict(type='BinaryClassificationMetric', threshold=2))
 
 
+def test_binary_nan_scores_name_the_samples():
+    """A diverged model's NaN scores stop with the samples named, not with
+    sklearn's "Input contains NaN" (nor, with one class, silently)."""
+    y, s = toy_scores(40)
+    samples = cls_samples(y, s)
+    for i in (3, 7, 11, 12, 20, 30):
+        samples[i].set_metainfo(dict(img_path=f'/data/test/img{i}.png'))
+        samples[i].set_pred_score(torch.tensor([np.nan, np.nan]))
+    with pytest.raises(ValueError) as err:
+        run(build_evaluator(dict(type='BinaryClassificationMetric')), samples)
+    message = str(err.value)
+    assert 'NaN or infinite scores for 6 of 40 samples' in message
+    for i in (3, 7, 11, 12, 20):  # the first five
+        assert f'/data/test/img{i}.png: [nan, nan]' in message
+    assert 'img30' not in message
+    one_class = cls_samples([0, 0, 0], [0.1, 0.2, 0.3])
+    one_class[1].set_pred_score(torch.tensor([0.5, float('inf')]))
+    with pytest.raises(ValueError, match=r'1 of 3 samples.*sample 1: '
+                       r'\[0.5, inf\]'):
+        run(build_evaluator(dict(type='BinaryClassificationMetric')),
+            one_class)
+    with pytest.raises(ValueError, match=r'bootstrap_auc_ci.*sample 2: '
+                       r'\[nan\]'):
+        bootstrap_auc_ci(np.array([0, 1, 1]), np.array([0.2, 0.4, np.nan]))
+
+
+def test_tb_detection_nan_scores_name_the_image():
+    samples = tb_samples()
+    samples[1].pred_instances.scores[0] = float('nan')
+    with pytest.raises(ValueError, match=r'TBDetectionMetric.*1 of 3 '
+                       r'samples.*img2.png: \[nan'):
+        run(
+            build_evaluator(
+                dict(type='TBDetectionMetric'), dict(classes=TB_CLASSES)),
+            samples)
+
+
 # --------------------------------------------------------------------------
 # lung segmentation
 # --------------------------------------------------------------------------

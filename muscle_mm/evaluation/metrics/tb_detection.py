@@ -14,6 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from muscle_mm.registry import METRICS
+from .score_checks import check_finite_scores
 
 # TBX11K's category names and the paper's names for them (Table 3)
 TBX_ALIASES = {
@@ -288,6 +289,10 @@ class TBDetectionMetric(BaseMetric):
             raise ValueError('TBDetectionMetric got no samples; is the test '
                              'dataloader empty?')
         names = self._class_names()
+        check_finite_scores(
+            [np.concatenate([r['scores'], r['bboxes'].ravel()])
+             for r in results], [r['img_path'] for r in results],
+            'TBDetectionMetric (scores, boxes)')
         coco_gt, img_ids, cat_ids = self._build_gt(results, names)
 
         dets = []
