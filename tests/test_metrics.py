@@ -628,6 +628,56 @@ def test_tbx_config_metric_follows_the_datasets_uncertain_tb(
         assert res['tbx/mAP'] == pytest.approx(100.)
 
 
+def test_tbx_ann_file_of_another_split_is_refused(tbx_demo, tmp_path):
+    """Perfect predictions scored against the json of another split: an
+    error naming the file, the img_id and both images, never mAP 0."""
+    splits = f'{tbx_demo}/muscle_splits'
+    with pytest.raises(KeyError) as err:
+        run_tbx_test(
+            tbx_demo, 'active', tmp_path, ann_file=f'{splits}/val.json')
+    assert f'{splits}/val.json' in str(err.value)
+    assert 'img_id' in str(err.value)
+
+    # the val split numbered like the test split (another converter's
+    # per-split ids): the ids match, the images do not
+    test = json.load(open(f'{splits}/test.json'))
+    val = json.load(open(f'{splits}/val.json'))
+    assert len(test['images']) == len(val['images'])
+    new_id = {v['id']: t['id'] for t, v in zip(test['images'], val['images'])}
+    for im in val['images']:
+        im['id'] = new_id[im['id']]
+    for ann in val['annotations']:
+        ann['image_id'] = new_id[ann['image_id']]
+    renumbered = tmp_path / 'val_renumbered.json'
+    renumbered.write_text(json.dumps(val))
+    with pytest.raises(ValueError) as err:
+        run_tbx_test(tbx_demo, 'active', tmp_path, ann_file=str(renumbered))
+    first = test['images'][0]
+    for part in (str(renumbered), f"img_id {first['id']} is "
+                 f"{val['images'][0]['file_name']!r}", first['file_name']):
+        assert part in str(err.value)
+
+    # without file names the check cannot be made: refused, not skipped
+    for im in val['images']:
+        del im['file_name']
+    renumbered.write_text(json.dumps(val))
+    with pytest.raises(ValueError, match="file_name is None") as err:
+        run_tbx_test(tbx_demo, 'active', tmp_path, ann_file=str(renumbered))
+    assert str(renumbered) in str(err.value)
+
+
+def test_tb_detection_ann_file_needs_the_samples_img_path(tmp_path):
+    ann_file = coco_gt_json(tmp_path / 'test.json')
+    sample = tb_samples()[0]
+    del sample.img_path  # e.g. PackDetInputs(meta_keys=...) without it
+    evaluator = build_evaluator(
+        dict(type='TBDetectionMetric', ann_file=ann_file),
+        dict(classes=TB_CLASSES))
+    evaluator.process([sample])
+    with pytest.raises(ValueError, match="img_path is None"):
+        evaluator.evaluate(1)
+
+
 def test_tbx_ann_file_must_be_written_with_the_datasets_uncertain_tb(
         tbx_demo, tmp_path):
     root = str(tmp_path / 'TBX11K')
