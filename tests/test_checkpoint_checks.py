@@ -110,6 +110,24 @@ def test_test_tool_accepts_the_configs_checkpoint(lung_demo):
     assert 0 <= metrics['lung/Dice'] <= 100
 
 
+def test_test_tool_names_the_images_of_a_diverged_model(lung_demo):
+    """A diverged model (weights overflowing to inf logits) stops the lung
+    test with the images named (issue 13 item 11), not a Dice of argmax
+    artefacts."""
+    model = build_model(LUNG)
+    with torch.no_grad():
+        model.decode_head.conv_seg.weight.fill_(3e38)
+    ckpt = save(model, lung_demo / 'diverged.pth', 'lung')
+    proc = run_test_tool(lung_demo, LUNG, ckpt)
+    assert proc.returncode != 0
+    test_split = (lung_demo / 'data/demo/Lung Segmentation/muscle_splits/'
+                  'test.txt').read_text().split()
+    assert (f'LungSegMetric (seg_logits): the model produced NaN or infinite '
+            f'scores for {len(test_split)} of {len(test_split)} samples'
+            ) in proc.stderr
+    assert osp.basename(test_split[0]) in proc.stderr
+
+
 def test_check_checkpoint_fits_shapes_and_extra_keys(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     state = model.state_dict()

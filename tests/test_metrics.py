@@ -333,6 +333,22 @@ def test_lung_seg_bad_input_is_explained():
             [seg_sample(np.zeros((2, 2)), np.array([[0, 2], [0, 0]]))])
 
 
+def test_lung_seg_nan_logits_name_the_images():
+    """NaN logits argmax to some label: a silent Dice before, now an error
+    naming the images."""
+    (gt, pred), (empty, _) = hand_masks()
+    samples = [seg_sample(gt, pred), seg_sample(empty, empty)]
+    for i, sample in enumerate(samples):
+        logits = torch.zeros(2, 4, 4)
+        if i == 1:
+            logits[1, 0, :2] = float('nan')
+            sample.set_metainfo(dict(img_path='/data/lung/b.png'))
+        sample.seg_logits = PixelData(data=logits)
+    with pytest.raises(ValueError, match=r'LungSegMetric \(seg_logits\).*'
+                       r'1 of 2 samples.*/data/lung/b.png: \[nan, nan\]'):
+        run(build_evaluator(dict(type='LungSegMetric')), samples)
+
+
 # --------------------------------------------------------------------------
 # TB detection
 # --------------------------------------------------------------------------
