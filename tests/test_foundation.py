@@ -2,6 +2,7 @@
 resume, and CPU distributed training through tools/dist_train.sh."""
 import os
 import os.path as osp
+import stat
 import subprocess
 import sys
 import time
@@ -56,6 +57,33 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         atomic_write(b'partial', target)
     assert target.read_bytes() == b'complete'
     assert os.listdir(tmp_path) == ['ckpt.pth']  # no temp file left
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_atomic_write_honours_the_umask(tmp_path, umask):
+    """Checkpoints written through the config's backend get 0666 less the
+    umask, as a plain ``open`` gives (``mkstemp`` made every file 0600);
+    a replaced file keeps its mode."""
+    from mmengine.fileio import get_file_backend
+    backend = get_file_backend(
+        str(tmp_path), backend_args=dict(backend='muscle_atomic_local'))
+    old = os.umask(umask)
+    try:
+        backend.put(b'weights', tmp_path / 'epoch_1.pth')
+        backend.put_text('epoch_1.pth', tmp_path / 'last_checkpoint')
+        with open(tmp_path / 'plain', 'wb'):
+            pass
+    finally:
+        os.umask(old)
+    mode = 0o666 & ~umask
+    for name in ('epoch_1.pth', 'last_checkpoint', 'plain'):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == mode, name
+    os.chmod(tmp_path / 'epoch_1.pth', 0o640)
+    atomic_write(b'newer', tmp_path / 'epoch_1.pth')
+    assert stat.S_IMODE(os.stat(tmp_path / 'epoch_1.pth').st_mode) == 0o640
+    assert sorted(os.listdir(tmp_path)) == [
+        'epoch_1.pth', 'last_checkpoint', 'plain'
+    ]
 
 
 def _train(cfg_path, work_dir, *extra, env=None, returncode=0):
@@ -124,6 +152,52 @@ def test_resume_skips_a_truncated_last_checkpoint(tmp_path):
     resumed = torch.load(part / 'weights_rank0.pth')
     for k in full:
         torch.testing.assert_close(resumed[k], full[k], rtol=0, atol=0)
+
+
+def test_empty_arrays_load_weights_only(tmp_path):
+    """A checkpoint whose message hub holds an empty ``HistoryBuffer`` and an
+    empty array resumes: numpy pickles their data as ``bytes()``, which
+    weights-only loading refused ("GLOBAL bytes was not an allowed global");
+    ``bytes`` with an argument (an allocation of any size) stays refused."""
+    import io
+    import pickle
+
+    from mmengine.logging import HistoryBuffer, MessageHub
+    from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
+
+    hub = MessageHub(
+        f'empty_arrays_{id(tmp_path)}',
+        log_scalars={'train/loss': HistoryBuffer()},
+        runtime_info={'empty': np.zeros((0, 3), dtype=np.int64)},
+        resumed_keys={
+            'train/loss': True,
+            'empty': True
+        })
+    path = str(tmp_path / 'epoch_1.pth')
+    save_checkpoint(
+        dict(
+            meta=dict(epoch=1),
+            state_dict=dict(w=torch.zeros(2)),
+            message_hub=hub.state_dict()),
+        path,
+        backend_args=dict(backend='muscle_atomic_local'))
+    # the runner's resume: mmengine's loader (torch.load, weights_only)
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    resumed = MessageHub.get_instance(f'resumed_{id(tmp_path)}')
+    resumed.load_state_dict(ckpt['message_hub'])
+    assert resumed.get_scalar('train/loss').data[0].shape == (0, )
+    assert resumed.get_info('empty').shape == (0, 3)
+
+    class Allocate:
+
+        def __reduce__(self):
+            return bytes, (1 << 20, )
+
+    buffer = io.BytesIO()
+    torch.save(dict(data=Allocate()), buffer)
+    buffer.seek(0)
+    with pytest.raises(pickle.UnpicklingError, match='without arguments'):
+        torch.load(buffer, weights_only=True)
 
 
 @pytest.mark.parametrize('pointer', ['', 'moved', 'dangling', None])

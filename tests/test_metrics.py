@@ -216,6 +216,43 @@ def test_binary_bad_input_is_explained():
         build_evaluator(dict(type='BinaryClassificationMetric', threshold=2))
 
 
+def test_binary_nan_scores_name_the_samples():
+    """A diverged model's NaN scores stop with the samples named, not with
+    sklearn's "Input contains NaN" (nor, with one class, silently)."""
+    y, s = toy_scores(40)
+    samples = cls_samples(y, s)
+    for i in (3, 7, 11, 12, 20, 30):
+        samples[i].set_metainfo(dict(img_path=f'/data/test/img{i}.png'))
+        samples[i].set_pred_score(torch.tensor([np.nan, np.nan]))
+    with pytest.raises(ValueError) as err:
+        run(build_evaluator(dict(type='BinaryClassificationMetric')), samples)
+    message = str(err.value)
+    assert 'NaN or infinite scores for 6 of 40 samples' in message
+    for i in (3, 7, 11, 12, 20):  # the first five
+        assert f'/data/test/img{i}.png: [nan, nan]' in message
+    assert 'img30' not in message
+    one_class = cls_samples([0, 0, 0], [0.1, 0.2, 0.3])
+    one_class[1].set_pred_score(torch.tensor([0.5, float('inf')]))
+    with pytest.raises(ValueError, match=r'1 of 3 samples.*sample 1: '
+                       r'\[0.5, inf\]'):
+        run(build_evaluator(dict(type='BinaryClassificationMetric')),
+            one_class)
+    with pytest.raises(ValueError, match=r'bootstrap_auc_ci.*sample 2: '
+                       r'\[nan\]'):
+        bootstrap_auc_ci(np.array([0, 1, 1]), np.array([0.2, 0.4, np.nan]))
+
+
+def test_tb_detection_nan_scores_name_the_image():
+    samples = tb_samples()
+    samples[1].pred_instances.scores[0] = float('nan')
+    with pytest.raises(ValueError, match=r'TBDetectionMetric.*1 of 3 '
+                       r'samples.*img2.png: \[nan'):
+        run(
+            build_evaluator(
+                dict(type='TBDetectionMetric'), dict(classes=TB_CLASSES)),
+            samples)
+
+
 # --------------------------------------------------------------------------
 # lung segmentation
 # --------------------------------------------------------------------------
@@ -294,6 +331,22 @@ def test_lung_seg_bad_input_is_explained():
     with pytest.raises(ValueError, match=r'labels \[0, 2\]'):
         evaluator.process(
             [seg_sample(np.zeros((2, 2)), np.array([[0, 2], [0, 0]]))])
+
+
+def test_lung_seg_nan_logits_name_the_images():
+    """NaN logits argmax to some label: a silent Dice before, now an error
+    naming the images."""
+    (gt, pred), (empty, _) = hand_masks()
+    samples = [seg_sample(gt, pred), seg_sample(empty, empty)]
+    for i, sample in enumerate(samples):
+        logits = torch.zeros(2, 4, 4)
+        if i == 1:
+            logits[1, 0, :2] = float('nan')
+            sample.set_metainfo(dict(img_path='/data/lung/b.png'))
+        sample.seg_logits = PixelData(data=logits)
+    with pytest.raises(ValueError, match=r'LungSegMetric \(seg_logits\).*'
+                       r'1 of 2 samples.*/data/lung/b.png: \[nan, nan\]'):
+        run(build_evaluator(dict(type='LungSegMetric')), samples)
 
 
 # --------------------------------------------------------------------------
@@ -589,6 +642,56 @@ def test_tbx_config_metric_follows_the_datasets_uncertain_tb(
         res = run_tbx_test(tbx_demo, 'ignore', tmp_path, predict_uncertain)
         assert res['tbx/AP_active'] == pytest.approx(100.)
         assert res['tbx/mAP'] == pytest.approx(100.)
+
+
+def test_tbx_ann_file_of_another_split_is_refused(tbx_demo, tmp_path):
+    """Perfect predictions scored against the json of another split: an
+    error naming the file, the img_id and both images, never mAP 0."""
+    splits = f'{tbx_demo}/muscle_splits'
+    with pytest.raises(KeyError) as err:
+        run_tbx_test(
+            tbx_demo, 'active', tmp_path, ann_file=f'{splits}/val.json')
+    assert f'{splits}/val.json' in str(err.value)
+    assert 'img_id' in str(err.value)
+
+    # the val split numbered like the test split (another converter's
+    # per-split ids): the ids match, the images do not
+    test = json.load(open(f'{splits}/test.json'))
+    val = json.load(open(f'{splits}/val.json'))
+    assert len(test['images']) == len(val['images'])
+    new_id = {v['id']: t['id'] for t, v in zip(test['images'], val['images'])}
+    for im in val['images']:
+        im['id'] = new_id[im['id']]
+    for ann in val['annotations']:
+        ann['image_id'] = new_id[ann['image_id']]
+    renumbered = tmp_path / 'val_renumbered.json'
+    renumbered.write_text(json.dumps(val))
+    with pytest.raises(ValueError) as err:
+        run_tbx_test(tbx_demo, 'active', tmp_path, ann_file=str(renumbered))
+    first = test['images'][0]
+    for part in (str(renumbered), f"img_id {first['id']} is "
+                 f"{val['images'][0]['file_name']!r}", first['file_name']):
+        assert part in str(err.value)
+
+    # without file names the check cannot be made: refused, not skipped
+    for im in val['images']:
+        del im['file_name']
+    renumbered.write_text(json.dumps(val))
+    with pytest.raises(ValueError, match="file_name is None") as err:
+        run_tbx_test(tbx_demo, 'active', tmp_path, ann_file=str(renumbered))
+    assert str(renumbered) in str(err.value)
+
+
+def test_tb_detection_ann_file_needs_the_samples_img_path(tmp_path):
+    ann_file = coco_gt_json(tmp_path / 'test.json')
+    sample = tb_samples()[0]
+    del sample.img_path  # e.g. PackDetInputs(meta_keys=...) without it
+    evaluator = build_evaluator(
+        dict(type='TBDetectionMetric', ann_file=ann_file),
+        dict(classes=TB_CLASSES))
+    evaluator.process([sample])
+    with pytest.raises(ValueError, match="img_path is None"):
+        evaluator.evaluate(1)
 
 
 def test_tbx_ann_file_must_be_written_with_the_datasets_uncertain_tb(
