@@ -242,6 +242,19 @@ def test_unknown_task_fails_at_build(repo_root, tmp_path):
         runner.train()
 
 
+def test_tasks_default_to_the_dataloaders_in_order(repo_root, tmp_path):
+    """The stage-2 configs name the tasks once, in their dataset config
+    (``_base_/datasets/xray4.py``): the loop takes its dataloaders' keys."""
+    cfg = make_cfg(repo_root, tmp_path, tasks=('seg', 'cls'))
+    del cfg.train_cfg['tasks']
+    runner = Runner.from_cfg(cfg)
+    loop = runner.build_train_loop(cfg.train_cfg)
+    assert loop.tasks == ['seg', 'cls']
+    assert Config.fromfile(
+        osp.join(repo_root, 'configs/muscle/cl_r18.py')).train_dataloader.keys(
+        ) == {'pneumonia', 'mura', 'lung', 'tbx'}
+
+
 def test_task_without_dataloader_fails_at_build(repo_root, tmp_path):
     cfg = make_cfg(repo_root, tmp_path, tasks=('cls', 'seg'))
     del cfg.train_dataloader['seg']
@@ -377,18 +390,20 @@ def test_cl_configs(repo_root, name):
     cfg = Config.fromfile(osp.join(repo_root, 'configs/muscle', f'{name}.py'))
     loop = cfg.train_cfg
     assert loop.type == 'MultiTaskCLLoop'
-    assert loop.tasks == ['pneumonia', 'mura', 'lung', 'tbx']
+    # the loop's tasks: those of the dataset config, in order
+    assert 'tasks' not in loop
+    tasks = ['pneumonia', 'mura', 'lung', 'tbx']
     assert loop.rounds == (2 if 'demo' in name else 10)
     assert loop.epochs_per_task == 1
     assert cfg.model_wrapper_cfg.find_unused_parameters
     for entries in (cfg.model.tasks, cfg.train_dataloader, cfg.val_dataloader,
                     cfg.val_evaluator):
-        assert list(entries) == loop.tasks
+        assert list(entries) == tasks
         assert all(osp.isfile(p) for p in entries.values())
     # observed by the hooks of configs/_base_/cl_runtime.py, MUSCLE-- too
     matrix = cfg.default_hooks.accuracy_matrix
     assert matrix.type == 'AccuracyMatrixHook'
-    assert list(matrix.score_keys) == loop.tasks
+    assert list(matrix.score_keys) == tasks
     assert cfg.log_processor.type == 'MultiTaskLogProcessor'
     minus = 'minus' in name
     assert loop.reshuffle is not minus

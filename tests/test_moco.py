@@ -210,7 +210,7 @@ def test_paper_configs(repo_root, name, depth, width):
     assert model.backbone.type == 'mmpretrain.ResNet'  # not ResNetV1c
     assert model.backbone.depth == depth
     assert model.neck.in_channels == width
-    assert model.backbone.init_cfg[0] == dict(type='Kaiming', layer=['Conv2d'])
+    assert model.backbone.init_cfg == consts.kaiming_init  # one definition
     pre = model.data_preprocessor
     assert pre.mean == consts.xray_mean and pre.std == consts.xray_std
     assert pre.to_rgb is False

@@ -1,25 +1,12 @@
-# MUSCLE stage 2 (Sec. 2.2): multi-task continual learning on the four task
-# datasets. 10 rounds; each round visits the 4 tasks one by one, 1 epoch
-# each, in an order reshuffled every round (from the experiment seed); cyclic
-# cosine learning rate (Eq. 1) and L2-SP towards the backbone of the previous
-# task-iterate (Eq. 2). MUSCLE-- (configs/muscle/muscle_minus_*.py) switches
+# MUSCLE stage 2 (Sec. 2.2): the schedule of multi-task continual learning
+# over the tasks of the dataset config (../datasets/xray4.py). 10 rounds;
+# each round visits the tasks one by one, 1 epoch each, in an order
+# reshuffled every round (from the experiment seed); cyclic cosine learning
+# rate (Eq. 1) and L2-SP towards the backbone of the previous task-iterate
+# (Eq. 2). MUSCLE-- (configs/muscle/muscle_minus_*.py) switches
 # the last three off.
-tasks = ['pneumonia', 'mura', 'lung', 'tbx']
-
-# Each task's data comes from its dataset config, given by path: the four
-# files define the same names (train_dataloader, ...), so they cannot all be
-# `_base_` of one config. The loops read the named entry of each file.
-train_dataloader = dict(
-    pneumonia='{{ fileDirname }}/../datasets/pneumonia.py',
-    mura='{{ fileDirname }}/../datasets/mura.py',
-    lung='{{ fileDirname }}/../datasets/lung.py',
-    tbx='{{ fileDirname }}/../datasets/tbx11k.py')
-val_dataloader = train_dataloader  # their `val_dataloader`
-val_evaluator = train_dataloader  # their `val_evaluator`
-
 train_cfg = dict(
-    type='MultiTaskCLLoop',
-    tasks=tasks,
+    type='MultiTaskCLLoop',  # its tasks: the train_dataloader's, in order
     rounds=10,  # "10 rounds of learning process"
     epochs_per_task=1,  # "each iterate ... trains ... with 1 epoch"
     reshuffle=True,  # "reshuffle the order of tasks in every round"
@@ -28,8 +15,6 @@ train_cfg = dict(
     # validates 4x less often
     val_interval='iterate')
 val_cfg = dict(type='MultiTaskValLoop')
-# mmengine's Runner whose --auto-scale-lr reads the task dataloaders
-runner_type = 'MultiTaskRunner'
 
 # The paper gives no optimizer settings; SGD as mmpretrain/mmseg/mmdet use.
 # Its weight decay, on every parameter, is also the ridge term of Eq. 2:
