@@ -178,12 +178,12 @@ def test_anchor_previous_follows_each_epoch_pretrained_stays():
         for hook in (prev, pre):
             hook.before_train_epoch(runner)
         now = model.backbone[0].weight.detach().clone()
-        torch.testing.assert_close(prev._w0['0.weight'], now, rtol=0, atol=0)
-        torch.testing.assert_close(pre._w0['0.weight'], start, rtol=0, atol=0)
+        torch.testing.assert_close(prev.w0['0.weight'], now, rtol=0, atol=0)
+        torch.testing.assert_close(pre.w0['0.weight'], start, rtol=0, atol=0)
         perturb(model, seed=epoch + 10)  # the epoch's training
-    assert not torch.equal(prev._w0['0.weight'], start)
+    assert not torch.equal(prev.w0['0.weight'], start)
     # a snapshot is a copy, not a view of the live weights
-    assert prev._w0['0.weight'].data_ptr() != \
+    assert prev.w0['0.weight'].data_ptr() != \
         model.backbone[0].weight.data_ptr()
 
 
@@ -300,7 +300,7 @@ def test_anchor_from_checkpoint_and_resume(tmp_path):
     torch.save(dict(state_dict=stage1), path)
     hook = L2SPHook(distance_weight=1., anchor='pretrained', anchor_ckpt=path)
     hook.before_train(runner)
-    torch.testing.assert_close(hook._w0['0.weight'],
+    torch.testing.assert_close(hook.w0['0.weight'],
                                stage1['backbone.0.weight'])
 
     bad = str(tmp_path / 'other.pth')
@@ -320,7 +320,7 @@ def test_anchor_from_checkpoint_and_resume(tmp_path):
     resumed = L2SPHook(distance_weight=1., anchor='pretrained')
     resumed.after_load_checkpoint(runner, ckpt)
     resumed.before_train(runner)  # must not re-snapshot the moved weights
-    torch.testing.assert_close(resumed._w0['0.weight'], start, rtol=0, atol=0)
+    torch.testing.assert_close(resumed.w0['0.weight'], start, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -371,7 +371,7 @@ def test_in_runner_two_epochs(tmp_path):
                 runner.model.backbone[0].weight.detach().clone())
             l2sp = [h for h in runner.hooks if isinstance(h, L2SPHook)]
             if l2sp:
-                self.anchors.append(l2sp[0]._w0['0.weight'].clone())
+                self.anchors.append(l2sp[0].w0['0.weight'].clone())
 
     torch.manual_seed(0)
     data = [dict(inputs=torch.randn(4)) for _ in range(6)]
@@ -411,7 +411,19 @@ def test_in_runner_two_epochs(tmp_path):
     for start, anchor in zip(record.starts, record.anchors):
         torch.testing.assert_close(anchor, start, rtol=0, atol=0)
     assert not torch.equal(record.anchors[0], record.anchors[1])
-    assert not runner.optim_wrapper.optimizer._optimizer_step_pre_hooks
+    # the pull ends with training: a later step (e.g. of a user reusing the
+    # optimizer) sees its own gradient only. With zero gradients, no
+    # momentum and no weight decay, a step must leave every weight alone.
+    optimizer = runner.optim_wrapper.optimizer
+    optimizer.state.clear()
+    for group in optimizer.param_groups:
+        group['weight_decay'] = 0
+    weights = [p.detach().clone() for p in runner.model.parameters()]
+    for p in runner.model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for before, p in zip(weights, runner.model.parameters()):
+        torch.testing.assert_close(p.detach(), before, rtol=0, atol=0)
 
     plain, plain_record = run(distance=0.)
     moved = runner.model.backbone[0].weight - record.anchors[1]

@@ -12,7 +12,7 @@ from mmpretrain.structures import DataSample
 from mmseg.structures import SegDataSample
 
 import muscle_mm.models.multitask  # noqa: F401 (registers MultiTaskModel)
-from muscle_mm.models.multitask import build_task_model, switched_geometry
+from muscle_mm.models.multitask import build_task_model
 from muscle_mm.registry import MODELS
 from muscle_mm.utils import register_all_modules
 
@@ -50,7 +50,7 @@ def test_one_backbone_shared_by_stock_task_models(model):
         ptrs = {k: p.data_ptr() for k, p in task.backbone.named_parameters()}
         assert ptrs == ref, name
         # not in the task's module tree: no duplicate anywhere
-        assert 'backbone' not in task._modules
+        assert 'backbone' not in dict(task.named_children())
         assert not any(k.startswith('backbone.') for k in task.state_dict())
     # a step on the shared weights is seen by every task
     p = next(model.backbone.parameters())
@@ -108,7 +108,7 @@ def test_segmentation_runs_shared_weights_dilated(model, repo_root):
 
     # the backbone features alone, too, and plain geometry comes back after
     x = torch.randn(1, 3, 64, 64)
-    with switched_geometry(model.backbone, model._geometry['lung']):
+    with model.task_geometry('lung'):
         feats = model.backbone(x)
     ref_feats = reference.backbone(x)
     for a, b in zip(feats, ref_feats):
@@ -127,7 +127,7 @@ def test_dilated_backward_after_context(model, repo_root):
     ref_backbone.eval()
     model.eval()
     x = torch.randn(1, 3, 32, 32)
-    with switched_geometry(model.backbone, model._geometry['lung']):
+    with model.task_geometry('lung'):
         loss = model.backbone(x)[-1].square().mean()
     model.zero_grad()
     loss.backward()  # outside the context: geometry recorded by autograd
@@ -146,9 +146,10 @@ def test_detection_runs_plain_geometry(model, repo_root):
     ref.load_state_dict(model.backbone.state_dict())
     ref.eval()
     model.eval()
-    assert model._geometry['tbx'] == {}
     x = torch.randn(1, 3, 64, 64)
-    for a, b in zip(model.backbone(x), ref(x)):
+    with model.task_geometry('tbx'):
+        feats = model.backbone(x)
+    for a, b in zip(feats, ref(x)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
@@ -240,4 +241,12 @@ def test_unknown_active_task(model):
 def test_r50_tasks_share_one_backbone(repo_root):
     m = MODELS.build(_cfg(repo_root, 'muscle_cl_r50').model)
     assert all(t.backbone is m.backbone for t in m.tasks.values())
-    assert len(m._geometry['lung']) > 0 and m._geometry['tbx'] == {}
+    x = torch.randn(1, 3, 64, 64)
+    m.eval()
+    plain = [f.shape[-1] for f in m.backbone(x)]
+    with m.task_geometry('lung'):  # dilated: output stride 8
+        assert [f.shape[-1] for f in m.backbone(x)] == [16, 8, 8, 8]
+    with m.task_geometry('tbx'):
+        assert [f.shape[-1] for f in m.backbone(x)] == plain == [16, 8, 4, 2]
+    with pytest.raises(KeyError, match='unknown task "nope"'):
+        m.task_geometry('nope')

@@ -21,30 +21,6 @@ def test_settings_reject_unknown_names(tmp_path):
         StudySettings(work_dir=str(tmp_path), scale='huge')
 
 
-def test_stage_runs_once_and_is_redone_after_interruption(tmp_path):
-    study = MuscleStudy(StudySettings(work_dir=str(tmp_path)), log=lambda m: 0)
-    calls = []
-
-    def interrupted(stage_dir):
-        calls.append(stage_dir)
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        study._stage('mdmoco_r18', interrupted)
-    assert not osp.exists(tmp_path / 'mdmoco_r18' / 'stage_done.json')
-
-    def body(stage_dir):
-        calls.append(stage_dir)
-        return dict(backbone=osp.join(stage_dir, 'backbone.pth'))
-
-    out = study._stage('mdmoco_r18', body)
-    again = study._stage('mdmoco_r18', body)
-    assert out == again and len(calls) == 2  # skipped the third time
-    marker = json.loads((tmp_path / 'mdmoco_r18' / 'stage_done.json')
-                        .read_text())
-    assert marker['outputs'] == out
-
-
 def test_imagenet_without_weights_is_skipped_not_downloaded(tmp_path):
     logs = []
     study = MuscleStudy(
@@ -99,11 +75,12 @@ def _alive(pid):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='/proc')
-def test_second_study_stops_and_children_die_with_the_runner(
+def test_second_study_stops_children_die_and_a_rerun_resumes(
         tmp_path, demo_data_root):
     """Two studies on one work dir: the second stops at once, naming the
     first; killing the first (SIGKILL: no clean-up code runs) also ends its
-    ``tools/train.py`` child, which would go on writing into the stage."""
+    ``tools/train.py`` child, which would go on writing into the stage. Run
+    again, the interrupted stage is redone; a third run skips every stage."""
     (tmp_path / 'data').mkdir()
     (tmp_path / 'data' / 'demo').symlink_to(demo_data_root)
     args = ('--demo', '--work-dir', str(tmp_path / 'w'), '--tasks',
@@ -111,7 +88,7 @@ def test_second_study_stops_and_children_die_with_the_runner(
     first = run_muscle(tmp_path, *args)
     stage_log = tmp_path / 'w' / 'finetune' / 'pneumonia_r18_scratch' / \
         'stage.log'
-    end = time.time() + 300
+    end = time.time() + 600
     while not (stage_log.exists() and _children_of(first.pid)):
         assert first.poll() is None, first.communicate()
         assert time.time() < end, 'the first study never started training'
@@ -130,6 +107,23 @@ def test_second_study_stops_and_children_die_with_the_runner(
     while _alive(child) and time.time() < end:
         time.sleep(0.2)
     assert not _alive(child), 'tools/train.py outlived the study runner'
+    stage = stage_log.parent
+    assert not (stage / 'stage_done.json').exists()
+
+    # run again: the interrupted stage is redone and marked done ...
+    again = run_muscle(tmp_path, *args)
+    out, err = again.communicate(timeout=900)
+    assert again.returncode == 0, out[-3000:] + err[-3000:]
+    assert '[run ] finetune/pneumonia_r18_scratch' in out
+    done = json.loads((stage / 'stage_done.json').read_text())
+    assert osp.isfile(done['outputs']['checkpoint'])
+    # ... and a finished study skips every stage, training nothing
+    third = run_muscle(tmp_path, *args)
+    out, err = third.communicate(timeout=900)
+    assert third.returncode == 0, out[-3000:] + err[-3000:]
+    assert '[skip] finetune/pneumonia_r18_scratch: done' in out
+    assert '[run ]' not in out
+    assert json.loads((stage / 'stage_done.json').read_text()) == done
 
 
 @pytest.mark.slow
