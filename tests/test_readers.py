@@ -305,6 +305,37 @@ def test_empty_and_missing_split_files(copy_of):
         build('pneumonia', root, split='val')
 
 
+def test_split_files_must_be_disjoint(copy_of):
+    root = copy_of('pneumonia')
+    splits = f'{root}/muscle_splits'
+    train = open(f'{splits}/train.txt').read().split()
+    with open(f'{splits}/test.txt', 'a') as f:  # two images also in test
+        f.write(f'{train[3]}\n./{train[5]}\n')
+    for split in ('train', 'val', 'test'):
+        if split == 'val':
+            build('pneumonia', root, split='val')  # not involved: loads
+            continue
+        with pytest.raises(DatasetFormatError) as e:
+            build('pneumonia', root, split=split, on_error='skip')
+        msg = str(e.value)
+        assert f'{splits}/train.txt' in msg and f'{splits}/test.txt' in msg
+        assert 'share 2 image(s)' in msg and train[3] in msg, msg
+        assert 'make_splits.py' in msg and '--force' in msg
+
+
+def test_split_file_without_duplicates(copy_of):
+    root = copy_of('mura')
+    path = f'{root}/muscle_splits/val.txt'
+    lines = open(path).read().split()
+    with open(path, 'a') as f:
+        f.write(f'{lines[0]}\n{lines[0]}\n{lines[2]}\n')
+    with pytest.raises(DatasetFormatError) as e:
+        build('mura', root, split='val', on_error='skip')
+    msg = str(e.value)
+    assert path in msg and '2 image(s) more than once' in msg, msg
+    assert f'{lines[0]} (3 times)' in msg and lines[2] in msg, msg
+
+
 def test_check_files_stats_only_when_asked(copy_of):
     root = copy_of('pneumonia')
     rel = open(f'{root}/muscle_splits/train.txt').readline().strip()

@@ -100,3 +100,17 @@ def test_decode_reads_through_load_xray_image(tmp_path, capfd, monkeypatch):
     assert re.search(r'pneumonia\s+test\s+\d+\s+585\s+.*1 problem', out), out
     assert bad in out and 'Corrupt JPEG data' in out
     assert verify(argv, monkeypatch) == 0  # headers alone look fine
+
+
+def test_overlapping_splits_fail(tmp_path, capsys, monkeypatch):
+    demo_with_splits(tmp_path, ['tbx11k'])
+    splits = tmp_path / 'TBX11K/muscle_splits'
+    first = (splits / 'val.txt').read_text().split()[0]
+    with open(splits / 'train.txt', 'a') as f:
+        f.write(first + '\n')
+    argv = ['--data-root', str(tmp_path), '--datasets', 'tbx11k']
+    assert verify(argv, monkeypatch) == 1
+    out = capsys.readouterr().out
+    assert re.search(r'tbx11k\s+train\s+0\s+640\s+.*1 problem', out), out
+    assert f'{splits}/train.txt and {splits}/val.txt share 1 image' in out
+    assert first in out

@@ -9,6 +9,7 @@ Every reader takes ``data_root`` (the folder as distributed), ``split`` and
 import csv
 import os
 import os.path as osp
+from collections import Counter
 from typing import Dict, Iterable, List, Sequence
 
 from mmengine.logging import MMLogger
@@ -159,8 +160,47 @@ def split_file(data_root: str, split: str) -> str:
     return osp.join(data_root, SPLIT_DIR, f'{split}.txt')
 
 
+def _split_lines(path: str) -> List[str]:
+    with open(path, encoding='utf-8') as f:
+        return [ln.strip() for ln in f if ln.strip()]
+
+
+def _examples(counts: Dict[str, int], n: int = 5) -> str:
+    shown = ', '.join(k + (f' ({c} times)' if c > 2 else '')
+                      for k, c in list(counts.items())[:n])
+    return shown + (', ...' if len(counts) > n else '')
+
+
+def split_problems(data_root: str, split: str,
+                   lines: Sequence[str]) -> List[str]:
+    """What is wrong with one split's lines: a path listed twice, or also
+    in another split file of ``data_root`` (paths compared normalised)."""
+    path = split_file(data_root, split)
+    counts = Counter(osp.normpath(ln) for ln in lines)
+    twice = {k: c for k, c in counts.items() if c > 1}
+    problems = []
+    if twice:
+        problems.append(f'split file {path} lists {len(twice)} image(s) '
+                        f'more than once: {_examples(twice)}')
+    for other in SPLITS:
+        other_path = split_file(data_root, other)
+        if other == split or not osp.isfile(other_path):
+            continue
+        shared = [
+            k for k in dict.fromkeys(
+                osp.normpath(ln) for ln in _split_lines(other_path))
+            if k in counts
+        ]
+        if shared:
+            a, b = sorted((path, other_path))
+            problems.append(f'split files {a} and {b} share {len(shared)} '
+                            f'image(s): {_examples(dict.fromkeys(shared, 1))}')
+    return problems
+
+
 def read_split(data_root: str, split: str, key: str) -> List[str]:
-    """Relative paths of one split written by ``make_splits.py``."""
+    """Relative paths of one split written by ``make_splits.py``; an image
+    listed twice, or also in another split, is an error."""
     path = split_file(data_root, split)
     if osp.basename(data_root) == TABLE1[key]['folder']:
         where = f'--data-root "{osp.dirname(data_root)}"'
@@ -171,12 +211,16 @@ def read_split(data_root: str, split: str, key: str) -> List[str]:
         raise FileNotFoundError(
             f'split file {path} not found; the paper\'s {split} split of '
             f'{key} is written once by:\n  {cmd}')
-    lines = [ln.strip() for ln in open(path, encoding='utf-8')]
-    lines = [ln for ln in lines if ln]
+    lines = _split_lines(path)
     if not lines:
         raise DatasetFormatError(
             f'split file {path} is empty; expected one relative image path '
             f'per line. Re-create it with:\n  {cmd} --force')
+    problems = split_problems(data_root, split, lines)
+    if problems:
+        raise DatasetFormatError(
+            '; '.join(problems) + '. Each image must be in exactly one '
+            f'split, once. Re-create the splits with:\n  {cmd} --force')
     return lines
 
 

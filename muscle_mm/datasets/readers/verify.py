@@ -7,7 +7,7 @@ from PIL import Image
 
 from muscle_mm.datasets.transforms.loading import LoadXrayImage
 from muscle_mm.registry import DATASETS
-from .base import TABLE1
+from .base import TABLE1, DatasetFormatError
 
 
 def unreadable(paths: List[str], decode: bool) -> List[str]:
@@ -45,6 +45,8 @@ def verify_split(key: str,
                 on_error='skip',
                 check_files=True,
                 lazy_init=False))
+    except DatasetFormatError as e:  # says what is wrong, e.g. split files
+        return 0, [str(e)]
     except Exception as e:  # noqa: B902
         return 0, [f'cannot build the reader: {type(e).__name__}: {e}']
     paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
