@@ -292,6 +292,30 @@ def test_box_outside_image(copy_of):
     assert n_boxes > 0
 
 
+def test_tbx11k_size_must_match_png(copy_of):
+    root = copy_of('tbx11k')
+    ds = build('tbx11k', root, split='train')
+    info = ds.get_data_info(0)
+    rel = info['img_path'].split('/imgs/')[1]
+    w, h = Image.open(info['img_path']).size
+    for part in ('train', 'val'):
+        path = f'{root}/annotations/json/TBX11K_{part}.json'
+        coco = json.load(open(path))
+        im = next((i for i in coco['images'] if i['file_name'] == rel), None)
+        if im is not None:
+            break
+    im['width'] += 7
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert path in msg and info['img_path'] in msg, msg
+    assert f'{w + 7}x{h}' in msg and f'{w}x{h}' in msg, msg
+    skipped = build('tbx11k', root, split='train', on_error='skip')
+    assert len(skipped) == len(ds) - 1
+    assert len(skipped.errors.skipped) == 1
+
+
 def test_empty_and_missing_split_files(copy_of):
     root = copy_of('pneumonia')
     open(f'{root}/muscle_splits/test.txt', 'w').close()

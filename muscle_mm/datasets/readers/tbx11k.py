@@ -5,6 +5,7 @@ import os.path as osp
 from typing import Dict, List, Tuple
 
 from mmdet.datasets import CocoDataset
+from PIL import Image
 
 from muscle_mm.registry import DATASETS
 from .base import (DatasetFormatError, ErrorPolicy, XrayReaderMixin, find_dir,
@@ -74,6 +75,7 @@ def load_tbx11k(root: str, errors: ErrorPolicy) -> List[dict]:
                     height=h,
                     boxes=boxes,
                     rel=osp.normpath(osp.join(prefix, 'imgs', name)),
+                    ann_file=path,
                     positive=bool(anns.get(im['id']))
                     or name.startswith('tb/')))
     return records
@@ -89,7 +91,8 @@ class TBX11KDataset(XrayReaderMixin, CocoDataset):
     latent (``ObsoletePulmonaryTuberculosis``) TB. Boxes of the uncertain
     ``PulmonaryTuberculosis`` count as active (``uncertain_tb='active'``,
     as TBX11K's own active-TB evaluation) or are ignored (``'ignore'``);
-    ``metainfo['uncertain_tb']`` carries the choice to the metric.
+    ``metainfo['uncertain_tb']`` carries the choice to the metric. Each
+    image's json width/height must be its PNG's (read from the header).
     """
 
     SOURCE = 'tbx11k'
@@ -121,6 +124,19 @@ class TBX11KDataset(XrayReaderMixin, CocoDataset):
                 self.errors(f'{rel} (split file) is in neither '
                             'TBX11K_train.json nor TBX11K_val.json')
                 continue
+            img_path = osp.join(self.root, rel)
+            try:
+                with Image.open(img_path) as im:  # reads the header only
+                    size = im.size
+            except OSError as e:
+                self.errors(f'cannot read {img_path}: {e}', OSError)
+                continue
+            if size != (r['width'], r['height']):
+                self.errors(f'{r["ann_file"]} gives image {rel} the size '
+                            f'{r["width"]}x{r["height"]} but {img_path} is '
+                            f'{size[0]}x{size[1]} (w x h); expected equal '
+                            'sizes (boxes are checked against the json)')
+                continue
             instances = [
                 dict(
                     bbox=[x, y, x + w, y + h],
@@ -131,7 +147,7 @@ class TBX11KDataset(XrayReaderMixin, CocoDataset):
             ]
             data_list.append(
                 self._item(
-                    osp.join(self.root, rel),
+                    img_path,
                     img_id=r['id'],
                     seg_map_path=None,
                     height=r['height'],
