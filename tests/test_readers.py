@@ -243,6 +243,97 @@ def test_csv_without_expected_columns(copy_of):
         build('rsna_boneage', root)
 
 
+def rewrite_row(path, line, fn):
+    """Replace CSV line number ``line`` (1 = header) by ``fn(fields)``."""
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    rows[line - 1] = fn(rows[line - 1])
+    with open(path, 'w', newline='') as f:
+        csv.writer(f, lineterminator='\n').writerows(rows)
+    return rows[line - 1]
+
+
+def test_nih_row_shorter_than_header(copy_of):
+    """A short row was read as 'No Finding' with an empty patient id."""
+    root = copy_of('nih')
+    path = f'{root}/Data_Entry_2017.csv'
+    rewrite_row(path, 4, lambda r: r[:1])
+    for on_error in ('raise', 'skip'):  # the file is malformed: no skip
+        with pytest.raises(
+                DatasetFormatError,
+                match=rf'{re.escape(path)}, line 4: expected 11 fields as '
+                r'in the header .*, found 1'):
+            build('nih', root, on_error=on_error)
+
+
+def test_csv_header_with_trailing_empty_column(copy_of):
+    """Kaggle CSVs may end the header (and rows) with a comma."""
+    root = copy_of('nih')
+    path = f'{root}/Data_Entry_2017.csv'
+    ref = infos(build('nih', root))
+    rows = list(csv.reader(open(path)))
+    with open(path, 'w') as f:  # header and every row end with ','
+        f.writelines(','.join(r) + ',\n' for r in rows)
+    assert infos(build('nih', root)) == ref
+    rewrite_row(path, 3, lambda r: r[:-1])  # this row without the comma
+    assert infos(build('nih', root)) == ref
+    rewrite_row(path, 5, lambda r: r[:-1] + ['0.5'])  # a value in it
+    with pytest.raises(
+            DatasetFormatError,
+            match=rf'{re.escape(path)}, line 5: .*nameless last column'):
+        build('nih', root)
+    rewrite_row(path, 5, lambda r: r[:-3] + [''])  # short by a named one
+    with pytest.raises(
+            DatasetFormatError,
+            match=r'line 5: expected 11 or 12 fields .*found 10'):
+        build('nih', root)
+
+
+@pytest.mark.parametrize('column,value', [
+    ('Patient ID', ''),
+    ('Patient ID', '12a'),
+    ('Finding Labels', 'Cardiomegaly|Tumour'),
+    ('Finding Labels', 'No Finding|Mass'),
+    ('Finding Labels', ''),
+])
+def test_nih_values_out_of_domain(copy_of, column, value):
+    root = copy_of('nih')
+    path = f'{root}/Data_Entry_2017.csv'
+    header = next(csv.reader(open(path)))
+    col = header.index(column)
+    rewrite_row(path, 6, lambda r: r[:col] + [value] + r[col + 1:])
+    with pytest.raises(DatasetFormatError) as e:
+        build('nih', root)
+    msg = str(e.value)
+    assert f'{path}, line 6' in msg and f"'{column}'" in msg, msg
+    assert repr(value) in msg and 'expected' in msg, msg
+    n = len(infos(build('nih', root, on_error='skip')))
+    assert n == len(list(csv.reader(open(path)))) - 2  # the row dropped
+
+
+@pytest.mark.parametrize('column,value', [
+    ('male', 'M'),
+    ('male', 'true'),
+    ('male', ''),
+    ('boneage', 'nan'),
+    ('boneage', '-5'),
+    ('boneage', '0'),
+    ('boneage', 'inf'),
+    ('boneage', 'ten'),
+])
+def test_rsna_values_out_of_domain(copy_of, column, value):
+    root = copy_of('rsna_boneage')
+    path = f'{root}/boneage-training-dataset.csv'
+    header = next(csv.reader(open(path)))
+    col = header.index(column)
+    rewrite_row(path, 3, lambda r: r[:col] + [value] + r[col + 1:])
+    with pytest.raises(DatasetFormatError) as e:
+        build('rsna_boneage', root)
+    msg = str(e.value)
+    assert f'{path}, line 3' in msg and f"'{column}'" in msg, msg
+    assert repr(value) in msg and 'expected' in msg, msg
+
+
 def test_mura_csv_with_wrong_column_count(copy_of):
     root = copy_of('mura')
     with open(f'{root}/valid_labeled_studies.csv', 'a') as f:

@@ -10,7 +10,7 @@ import csv
 import os
 import os.path as osp
 from collections import Counter
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 
@@ -123,20 +123,48 @@ def list_files(folder: str, exts: Iterable[str] = IMG_EXTS) -> List[str]:
             if e.name.lower().endswith(exts) and not e.name.startswith('.'))
 
 
-def read_csv(path: str, columns: Sequence[str]) -> List[dict]:
-    """Rows of a CSV with a header; error when a column is missing."""
+def read_csv(path: str,
+             columns: Sequence[str]) -> List[Tuple[int, Dict[str, str]]]:
+    """``(line number, {column: value})`` of each row of a CSV with a header.
+
+    Every row must have the header's number of fields: a shorter row would
+    leave columns empty. A header ending in a nameless column (a trailing
+    comma, as some Kaggle CSVs have) lets rows carry that empty field or
+    not; a value in it means the row is shifted. Blank lines are skipped.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'expected the CSV file {path}')
     with open(path, newline='', encoding='utf-8-sig') as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        found = [c.strip() for c in (reader.fieldnames or [])]
+        reader = csv.reader(f, skipinitialspace=True)
+        found = [c.strip() for c in next(reader, [])]
         missing = [c for c in columns if c not in found]
         if missing:
             raise DatasetFormatError(
                 f'{path}: expected columns {list(columns)}, missing '
                 f'{missing}; found {found}')
-        reader.fieldnames = found
-        return [{c: (r[c] or '').strip() for c in columns} for r in reader]
+        n = len(found)
+        tail = found[-1] == ''  # a nameless last column
+        index = [found.index(c) for c in columns]
+        rows = []
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if tail and len(row) == n and row[-1].strip():
+                raise DatasetFormatError(
+                    f'{path}, line {line}: the value {row[-1]!r} is in the '
+                    "header's nameless last column; expected it empty (is "
+                    'a comma missing or one too many?)')
+            if len(row) != n and not (tail and len(row) == n - 1):
+                expected = f'{n - 1} or {n}' if tail else str(n)
+                raise DatasetFormatError(
+                    f'{path}, line {line}: expected {expected} fields as in '
+                    f'the header {found}, found {len(row)}: {row}')
+            rows.append((line, {
+                c: row[i].strip()
+                for c, i in zip(columns, index)
+            }))
+        return rows
 
 
 def read_rows(path: str, n_cols: int) -> List[List[str]]:
