@@ -407,6 +407,71 @@ def test_tbx11k_size_must_match_png(copy_of):
     assert len(skipped.errors.skipped) == 1
 
 
+def tbx11k_json(root, part='train'):
+    path = f'{root}/annotations/json/TBX11K_{part}.json'
+    return path, json.load(open(path))
+
+
+def test_tbx11k_unknown_category_id(copy_of):
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root)
+    ann = coco['annotations'][1]
+    ann['category_id'] = 7
+    im = next(i for i in coco['images'] if i['id'] == ann['image_id'])
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert path in msg and im['file_name'] in msg, msg
+    assert 'category_id 7' in msg and 'expected one of [1, 2, 3]' in msg
+    ds = build('tbx11k', root, split='train', on_error='skip')
+    assert len(ds.errors.skipped) == 1  # the box is dropped and counted
+
+
+@pytest.mark.parametrize('key', ['width', 'height', 'file_name', 'id'])
+def test_tbx11k_image_without_key(copy_of, key):
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root, 'val')
+    im = coco['images'][2]
+    del im[key]
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='test')
+    msg = str(e.value)
+    assert path in msg and f"'{key}'" in msg, msg
+    assert im.get('file_name', 'images[2]') in msg, msg
+
+
+@pytest.mark.parametrize('key', ['bbox', 'category_id', 'image_id'])
+def test_tbx11k_annotation_without_key(copy_of, key):
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root)
+    ann = coco['annotations'][0]
+    im = next(i for i in coco['images'] if i['id'] == ann['image_id'])
+    del ann[key]
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert path in msg and f"'{key}'" in msg, msg
+    assert f'annotation id {ann["id"]}' in msg, msg
+    if key != 'image_id':
+        assert im['file_name'] in msg, msg
+
+
+def test_tbx11k_truncated_or_missing_json(copy_of):
+    root = copy_of('tbx11k')
+    path = f'{root}/annotations/json/TBX11K_val.json'
+    text = open(path).read()
+    open(path, 'w').write(text[:len(text) // 2])
+    with pytest.raises(
+            DatasetFormatError, match=rf'{re.escape(path)} is not valid JSON'):
+        build('tbx11k', root, split='train')
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=re.escape(path)):
+        build('tbx11k', root, split='train')
+
+
 def test_empty_and_missing_split_files(copy_of):
     root = copy_of('pneumonia')
     open(f'{root}/muscle_splits/test.txt', 'w').close()
