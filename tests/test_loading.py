@@ -1,13 +1,15 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """LoadXrayImage on files written here, values checked by hand formulas."""
+import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from muscle_mm.datasets.transforms import LoadXrayImage
+from muscle_mm.datasets.transforms import LoadXrayImage, loading
 from muscle_mm.datasets.transforms.loading import (XrayDecodeError,
                                                    check_complete)
 
@@ -304,6 +306,63 @@ def test_truncated_file_names_it(tmp_path, rng, name):
         with pytest.raises(XrayDecodeError, match='truncated'):
             check_complete(data[:cut], name)  # independent of cv2's version
     check_complete(data, name)  # the intact file passes
+
+
+def corrupt_scan(data: bytes) -> bytes:
+    """A JPEG whose entropy-coded scan is damaged but still framed: bytes
+    after the SOS header are flipped, no new 0xFF (marker) byte is made and
+    stuffed ``FF 00`` pairs are left alone. libjpeg then only warns."""
+    data = bytearray(data)
+    sos = data.find(b'\xff\xda')
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], 'big')
+    for i in range(start + 64, min(start + 512, len(data) - 2), 5):
+        if 0xFF not in data[i - 1:i + 1]:
+            data[i] ^= 0x55 if data[i] ^ 0x55 != 0xFF else 0x0F
+    return bytes(data)
+
+
+def write_corrupt_jpeg(path, rng, shape=(96, 128)):
+    img = cv2.GaussianBlur(
+        rng.integers(0, 256, shape, dtype=np.uint8), (7, 7), 0)
+    ok, buf = cv2.imencode('.jpg', img)
+    path.write_bytes(corrupt_scan(buf.tobytes()))
+    return img
+
+
+def test_corrupt_jpeg_scan_is_an_error_naming_the_file(tmp_path, rng, capfd):
+    """libjpeg decodes a damaged scan into wrong pixels and only prints
+    'Corrupt JPEG data' to stderr, naming no file: that is an error here."""
+    path = tmp_path / 'scan.jpg'
+    ref = write_corrupt_jpeg(path, rng)
+    decoded = cv2.imdecode(np.fromfile(str(path), np.uint8), 0)
+    assert np.abs(decoded.astype(int) - ref).mean() > 5  # pixels are wrong
+    capfd.readouterr()
+    with pytest.raises(
+            XrayDecodeError,
+            match=rf"'{re.escape(str(path))}'.*Corrupt JPEG data"):
+        load(path)
+    assert 'Corrupt JPEG' not in capfd.readouterr().err  # in the error only
+    loader = LoadXrayImage(on_error='skip')
+    assert loader.transform(dict(img_path=str(path))) is None
+    assert loader.num_skipped == 1
+
+
+def test_intact_jpeg_loads_and_other_stderr_passes_through(
+        tmp_path, rng, capfd, monkeypatch):
+    img = cv2.GaussianBlur(
+        rng.integers(0, 256, (96, 128), dtype=np.uint8), (7, 7), 0)
+    cv2.imwrite(str(tmp_path / 'ok.jpg'), img)
+    real = loading.cv2.imdecode
+
+    def noisy(buf, flags):  # a library printing something unrelated
+        os.write(2, b'some other message\n')
+        return real(buf, flags)
+
+    monkeypatch.setattr(loading.cv2, 'imdecode', noisy)
+    res = load(tmp_path / 'ok.jpg', to_channels=1)
+    np.testing.assert_array_equal(res['img'],
+                                  cv2.imread(str(tmp_path / 'ok.jpg'), 0))
+    assert 'some other message' in capfd.readouterr().err
 
 
 def test_on_error_skip_counts(tmp_path):

@@ -243,6 +243,97 @@ def test_csv_without_expected_columns(copy_of):
         build('rsna_boneage', root)
 
 
+def rewrite_row(path, line, fn):
+    """Replace CSV line number ``line`` (1 = header) by ``fn(fields)``."""
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    rows[line - 1] = fn(rows[line - 1])
+    with open(path, 'w', newline='') as f:
+        csv.writer(f, lineterminator='\n').writerows(rows)
+    return rows[line - 1]
+
+
+def test_nih_row_shorter_than_header(copy_of):
+    """A short row was read as 'No Finding' with an empty patient id."""
+    root = copy_of('nih')
+    path = f'{root}/Data_Entry_2017.csv'
+    rewrite_row(path, 4, lambda r: r[:1])
+    for on_error in ('raise', 'skip'):  # the file is malformed: no skip
+        with pytest.raises(
+                DatasetFormatError,
+                match=rf'{re.escape(path)}, line 4: expected 11 fields as '
+                r'in the header .*, found 1'):
+            build('nih', root, on_error=on_error)
+
+
+def test_csv_header_with_trailing_empty_column(copy_of):
+    """Kaggle CSVs may end the header (and rows) with a comma."""
+    root = copy_of('nih')
+    path = f'{root}/Data_Entry_2017.csv'
+    ref = infos(build('nih', root))
+    rows = list(csv.reader(open(path)))
+    with open(path, 'w') as f:  # header and every row end with ','
+        f.writelines(','.join(r) + ',\n' for r in rows)
+    assert infos(build('nih', root)) == ref
+    rewrite_row(path, 3, lambda r: r[:-1])  # this row without the comma
+    assert infos(build('nih', root)) == ref
+    rewrite_row(path, 5, lambda r: r[:-1] + ['0.5'])  # a value in it
+    with pytest.raises(
+            DatasetFormatError,
+            match=rf'{re.escape(path)}, line 5: .*nameless last column'):
+        build('nih', root)
+    rewrite_row(path, 5, lambda r: r[:-3] + [''])  # short by a named one
+    with pytest.raises(
+            DatasetFormatError,
+            match=r'line 5: expected 11 or 12 fields .*found 10'):
+        build('nih', root)
+
+
+@pytest.mark.parametrize('column,value', [
+    ('Patient ID', ''),
+    ('Patient ID', '12a'),
+    ('Finding Labels', 'Cardiomegaly|Tumour'),
+    ('Finding Labels', 'No Finding|Mass'),
+    ('Finding Labels', ''),
+])
+def test_nih_values_out_of_domain(copy_of, column, value):
+    root = copy_of('nih')
+    path = f'{root}/Data_Entry_2017.csv'
+    header = next(csv.reader(open(path)))
+    col = header.index(column)
+    rewrite_row(path, 6, lambda r: r[:col] + [value] + r[col + 1:])
+    with pytest.raises(DatasetFormatError) as e:
+        build('nih', root)
+    msg = str(e.value)
+    assert f'{path}, line 6' in msg and f"'{column}'" in msg, msg
+    assert repr(value) in msg and 'expected' in msg, msg
+    n = len(infos(build('nih', root, on_error='skip')))
+    assert n == len(list(csv.reader(open(path)))) - 2  # the row dropped
+
+
+@pytest.mark.parametrize('column,value', [
+    ('male', 'M'),
+    ('male', 'true'),
+    ('male', ''),
+    ('boneage', 'nan'),
+    ('boneage', '-5'),
+    ('boneage', '0'),
+    ('boneage', 'inf'),
+    ('boneage', 'ten'),
+])
+def test_rsna_values_out_of_domain(copy_of, column, value):
+    root = copy_of('rsna_boneage')
+    path = f'{root}/boneage-training-dataset.csv'
+    header = next(csv.reader(open(path)))
+    col = header.index(column)
+    rewrite_row(path, 3, lambda r: r[:col] + [value] + r[col + 1:])
+    with pytest.raises(DatasetFormatError) as e:
+        build('rsna_boneage', root)
+    msg = str(e.value)
+    assert f'{path}, line 3' in msg and f"'{column}'" in msg, msg
+    assert repr(value) in msg and 'expected' in msg, msg
+
+
 def test_mura_csv_with_wrong_column_count(copy_of):
     root = copy_of('mura')
     with open(f'{root}/valid_labeled_studies.csv', 'a') as f:
@@ -292,6 +383,95 @@ def test_box_outside_image(copy_of):
     assert n_boxes > 0
 
 
+def test_tbx11k_size_must_match_png(copy_of):
+    root = copy_of('tbx11k')
+    ds = build('tbx11k', root, split='train')
+    info = ds.get_data_info(0)
+    rel = info['img_path'].split('/imgs/')[1]
+    w, h = Image.open(info['img_path']).size
+    for part in ('train', 'val'):
+        path = f'{root}/annotations/json/TBX11K_{part}.json'
+        coco = json.load(open(path))
+        im = next((i for i in coco['images'] if i['file_name'] == rel), None)
+        if im is not None:
+            break
+    im['width'] += 7
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert path in msg and info['img_path'] in msg, msg
+    assert f'{w + 7}x{h}' in msg and f'{w}x{h}' in msg, msg
+    skipped = build('tbx11k', root, split='train', on_error='skip')
+    assert len(skipped) == len(ds) - 1
+    assert len(skipped.errors.skipped) == 1
+
+
+def tbx11k_json(root, part='train'):
+    path = f'{root}/annotations/json/TBX11K_{part}.json'
+    return path, json.load(open(path))
+
+
+def test_tbx11k_unknown_category_id(copy_of):
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root)
+    ann = coco['annotations'][1]
+    ann['category_id'] = 7
+    im = next(i for i in coco['images'] if i['id'] == ann['image_id'])
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert path in msg and im['file_name'] in msg, msg
+    assert 'category_id 7' in msg and 'expected one of [1, 2, 3]' in msg
+    ds = build('tbx11k', root, split='train', on_error='skip')
+    assert len(ds.errors.skipped) == 1  # the box is dropped and counted
+
+
+@pytest.mark.parametrize('key', ['width', 'height', 'file_name', 'id'])
+def test_tbx11k_image_without_key(copy_of, key):
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root, 'val')
+    im = coco['images'][2]
+    del im[key]
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='test')
+    msg = str(e.value)
+    assert path in msg and f"'{key}'" in msg, msg
+    assert im.get('file_name', 'images[2]') in msg, msg
+
+
+@pytest.mark.parametrize('key', ['bbox', 'category_id', 'image_id'])
+def test_tbx11k_annotation_without_key(copy_of, key):
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root)
+    ann = coco['annotations'][0]
+    im = next(i for i in coco['images'] if i['id'] == ann['image_id'])
+    del ann[key]
+    json.dump(coco, open(path, 'w'))
+    with pytest.raises(DatasetFormatError) as e:
+        build('tbx11k', root, split='train')
+    msg = str(e.value)
+    assert path in msg and f"'{key}'" in msg, msg
+    assert f'annotation id {ann["id"]}' in msg, msg
+    if key != 'image_id':
+        assert im['file_name'] in msg, msg
+
+
+def test_tbx11k_truncated_or_missing_json(copy_of):
+    root = copy_of('tbx11k')
+    path = f'{root}/annotations/json/TBX11K_val.json'
+    text = open(path).read()
+    open(path, 'w').write(text[:len(text) // 2])
+    with pytest.raises(
+            DatasetFormatError, match=rf'{re.escape(path)} is not valid JSON'):
+        build('tbx11k', root, split='train')
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=re.escape(path)):
+        build('tbx11k', root, split='train')
+
+
 def test_empty_and_missing_split_files(copy_of):
     root = copy_of('pneumonia')
     open(f'{root}/muscle_splits/test.txt', 'w').close()
@@ -303,6 +483,37 @@ def test_empty_and_missing_split_files(copy_of):
             match=r'make_splits.py --data-root .* '
             r'--datasets pneumonia'):
         build('pneumonia', root, split='val')
+
+
+def test_split_files_must_be_disjoint(copy_of):
+    root = copy_of('pneumonia')
+    splits = f'{root}/muscle_splits'
+    train = open(f'{splits}/train.txt').read().split()
+    with open(f'{splits}/test.txt', 'a') as f:  # two images also in test
+        f.write(f'{train[3]}\n./{train[5]}\n')
+    for split in ('train', 'val', 'test'):
+        if split == 'val':
+            build('pneumonia', root, split='val')  # not involved: loads
+            continue
+        with pytest.raises(DatasetFormatError) as e:
+            build('pneumonia', root, split=split, on_error='skip')
+        msg = str(e.value)
+        assert f'{splits}/train.txt' in msg and f'{splits}/test.txt' in msg
+        assert 'share 2 image(s)' in msg and train[3] in msg, msg
+        assert 'make_splits.py' in msg and '--force' in msg
+
+
+def test_split_file_without_duplicates(copy_of):
+    root = copy_of('mura')
+    path = f'{root}/muscle_splits/val.txt'
+    lines = open(path).read().split()
+    with open(path, 'a') as f:
+        f.write(f'{lines[0]}\n{lines[0]}\n{lines[2]}\n')
+    with pytest.raises(DatasetFormatError) as e:
+        build('mura', root, split='val', on_error='skip')
+    msg = str(e.value)
+    assert path in msg and '2 image(s) more than once' in msg, msg
+    assert f'{lines[0]} (3 times)' in msg and lines[2] in msg, msg
 
 
 def test_check_files_stats_only_when_asked(copy_of):

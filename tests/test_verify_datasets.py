@@ -10,6 +10,8 @@ import sys
 
 from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.datasets.readers import TABLE1
+from muscle_mm.datasets.readers.splits import grouped_split, write_splits
+from muscle_mm.registry import DATASETS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools/misc/verify_datasets.py')
@@ -56,3 +58,59 @@ def test_missing_dataset_folder(tmp_path, capsys, monkeypatch):
         ['--data-root', str(tmp_path), '--datasets', 'mura'], monkeypatch) == 1
     out = capsys.readouterr().out
     assert out.count('not found') == len(TABLE1['mura']['counts'])
+
+
+def demo_with_splits(root, keys):
+    generate_demo_data(str(root), seed=0, datasets=keys)
+    for key in keys:
+        folder = osp.join(root, TABLE1[key]['folder'])
+        reader = DATASETS.get(TABLE1[key]['type'])
+        write_splits(
+            folder,
+            grouped_split(
+                reader.split_candidates(folder), TABLE1[key]['counts']),
+            dict(seed=0))
+
+
+def corrupt_scan(data: bytes) -> bytes:
+    """Damage a JPEG's scan but keep its framing (see test_loading.py)."""
+    data = bytearray(data)
+    sos = data.find(b'\xff\xda')
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], 'big')
+    for i in range(start + 64, min(start + 512, len(data) - 2), 5):
+        if 0xFF not in data[i - 1:i + 1]:
+            data[i] ^= 0x55 if data[i] ^ 0x55 != 0xFF else 0x0F
+    return bytes(data)
+
+
+def test_decode_reads_through_load_xray_image(tmp_path, capfd, monkeypatch):
+    """A JPEG with a damaged scan decodes into wrong pixels with only a
+    libjpeg warning on stderr; ``--decode`` names it and exits 1."""
+    demo_with_splits(tmp_path, ['pneumonia'])
+    root = tmp_path / 'chest_xray'
+    rel = (root / 'muscle_splits/test.txt').read_text().split()[0]
+    bad = str(root / rel)
+    with open(bad, 'rb') as f:
+        data = f.read()
+    with open(bad, 'wb') as f:
+        f.write(corrupt_scan(data))
+    argv = ['--data-root', str(tmp_path), '--datasets', 'pneumonia']
+    assert verify(argv + ['--decode'], monkeypatch) == 1
+    out = capfd.readouterr().out
+    assert re.search(r'pneumonia\s+test\s+\d+\s+585\s+.*1 problem', out), out
+    assert bad in out and 'Corrupt JPEG data' in out
+    assert verify(argv, monkeypatch) == 0  # headers alone look fine
+
+
+def test_overlapping_splits_fail(tmp_path, capsys, monkeypatch):
+    demo_with_splits(tmp_path, ['tbx11k'])
+    splits = tmp_path / 'TBX11K/muscle_splits'
+    first = (splits / 'val.txt').read_text().split()[0]
+    with open(splits / 'train.txt', 'a') as f:
+        f.write(first + '\n')
+    argv = ['--data-root', str(tmp_path), '--datasets', 'tbx11k']
+    assert verify(argv, monkeypatch) == 1
+    out = capsys.readouterr().out
+    assert re.search(r'tbx11k\s+train\s+0\s+640\s+.*1 problem', out), out
+    assert f'{splits}/train.txt and {splits}/val.txt share 1 image' in out
+    assert first in out
