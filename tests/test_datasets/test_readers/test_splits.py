@@ -7,6 +7,7 @@ import os.path as osp
 import random
 import re
 import sys
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -16,7 +17,7 @@ from muscle_mm.datasets.readers import TABLE1
 from muscle_mm.datasets.readers.splits import (grouped_split,
                                                largest_remainder)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[3])
 
 
 def load_tool(rel):

@@ -27,6 +27,7 @@ is also checked against the bfloat16 one to 1e-5.
 import importlib.util
 import os
 import os.path as osp
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -39,7 +40,7 @@ import muscle_mm.engine.optimizers.amp as amp_choice
 from muscle_mm.engine.optimizers import CPUAmpOptimWrapper
 from muscle_mm.utils.compat import float32_mmcv_ops_under_cpu_autocast
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[3])
 TOL = 0.6
 BATCH = 8  # images per step: at 2, BN statistics cancel in bfloat16
 CL_BATCH = 2  # the L2-SP term dominates the CL test's update

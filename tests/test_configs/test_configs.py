@@ -4,11 +4,12 @@ schedules hold schedules only, each paper constant is written once."""
 import glob
 import os.path as osp
 import re
+from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[2])
 ALIASES = {
     'mdmoco_r18.py': 'mdmoco_r18_8xb32-coslr-200e_xray9.py',
     'mdmoco_r50.py': 'mdmoco_r50_8xb32-coslr-200e_xray9.py',

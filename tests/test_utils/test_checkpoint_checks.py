@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from muscle_mm.utils import register_all_modules
 from muscle_mm.utils.checkpoint_checks import (CheckpointMismatchError,
                                                check_checkpoint_fits)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[2])
 DEMO = osp.join(REPO, 'configs', 'muscle', 'finetune', 'demo')
 LUNG = osp.join(DEMO, 'lung_r18_scratch_demo.py')
 PNEUMONIA = osp.join(DEMO, 'pneumonia_r18_scratch_demo.py')

@@ -2,6 +2,7 @@
 """The learning rate follows the number of GPUs (linear scaling rule)."""
 import glob
 import os.path as osp
+from pathlib import Path
 
 import pytest
 from mmengine.config import Config
@@ -9,7 +10,7 @@ from mmengine.config import Config
 from muscle_mm.engine.runner.lr_scaling import lr_scaling, scale_ratio
 from muscle_mm.pipeline.study import MuscleStudy, StudySettings
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[3])
 LEAVES = sorted(
     p for p in glob.glob(
         osp.join(REPO, 'configs/muscle/**/*.py'), recursive=True)

@@ -12,6 +12,7 @@ import argparse
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ from muscle_mm.utils import register_all_modules
 from muscle_mm.utils.checkpoint import export_backbone
 
 register_all_modules(init_default_scope=False)
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[3])
 TASKS = ('pneumonia', 'mura', 'lung', 'tbx')
 DEPTHS = (18, 50)
 

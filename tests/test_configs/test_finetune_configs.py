@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ from muscle_mm.utils import register_all_modules
 
 register_all_modules(init_default_scope=False)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[2])
 FINETUNE = osp.join(REPO, 'configs', 'muscle', 'finetune')
 CONVERTER = osp.join(REPO, 'tools', 'model_converters',
                      'torchvision_to_mmpretrain.py')

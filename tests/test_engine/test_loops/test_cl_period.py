@@ -2,7 +2,7 @@
 """Eq. 1's period taken from the CL loop at run time (not counted by hand).
 
 Runs the real runner + MultiTaskCLLoop + CyclicCosineLR on the tiny tasks of
-test_cl_loop.py and checks the learning rate of every iteration against
+tests/data/cl_toys.py and checks the learning rate of every iteration against
 Eq. 1 written out by hand.
 """
 import math
@@ -11,7 +11,7 @@ import pytest
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from test_cl_loop import InterruptAfterIterate, make_cfg
+from cl_toys import InterruptAfterIterate, make_cfg
 
 ETA_MAX, ETA_MIN = 0.01, 0.001
 

@@ -7,13 +7,14 @@ import os
 import os.path as osp
 import re
 import sys
+from pathlib import Path
 
 from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.datasets.readers import TABLE1
 from muscle_mm.datasets.readers.splits import grouped_split, write_splits
 from muscle_mm.registry import DATASETS
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[3])
 TOOL = osp.join(REPO, 'tools/misc/verify_datasets.py')
 
 

@@ -6,12 +6,13 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from muscle_mm.pipeline import MuscleStudy, StudySettings
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def test_settings_reject_unknown_names(tmp_path):

@@ -2,11 +2,11 @@
 """``tools/run_muscle.py --preflight``: passes on sound inputs and names
 each injected fault (the demo data linked as data/, paper configs)."""
 import math
-import os
 import os.path as osp
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from collections import namedtuple
 from unittest import mock
 
@@ -21,7 +21,7 @@ from muscle_mm.registry import MODELS
 from muscle_mm.utils import register_all_modules
 
 register_all_modules(init_default_scope=False)
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def link_data(tmp_path, demo_data_root, leave_out=(), copy=()):

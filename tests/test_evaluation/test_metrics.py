@@ -7,6 +7,7 @@ import shutil
 import sys
 import uuid
 import warnings
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -30,7 +31,7 @@ from muscle_mm.datasets.demo import generate_demo_data
 from muscle_mm.evaluation.metrics import bootstrap_auc_ci
 from muscle_mm.utils import register_all_modules
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = str(Path(__file__).resolve().parents[2])
 
 TB_CLASSES = ('ActiveTuberculosis', 'ObsoletePulmonaryTuberculosis')
 
