@@ -8,6 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from muscle_mm.utils import register_all_modules, setup_cpu_distributed
+from muscle_mm.utils.checkpoint_checks import check_checkpoint_fits
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,6 +58,9 @@ def main() -> None:
     setup_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
+    # the runner loads `load_from` non-strictly: a checkpoint of another
+    # model would leave random layers and still print figures
+    check_checkpoint_fits(runner.model, args.checkpoint)
     metrics = runner.test()
     if args.out and runner.rank == 0:
         import mmengine

@@ -14,3 +14,5 @@ default_hooks = dict(
             tbx='tbx/mAP')))
 # log lines carry the active task's losses only
 log_processor = dict(type='MultiTaskLogProcessor')
+# mmengine's Runner whose --auto-scale-lr reads the task dataloaders
+runner_type = 'MultiTaskRunner'

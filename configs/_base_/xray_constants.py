@@ -1,5 +1,9 @@
 # The paper's pre-processing constants, defined once (MUSCLE Sec. 2.1).
-# Configs read them as {{_base_.xray_mean}} etc.
+# Dataset configs inherit them and read {{_base_.xray_mean}} etc. Task-model
+# configs (./models/tasks/) read them with Config.fromfile instead of
+# inheriting, so that a config can inherit a task model and a dataset config
+# side by side (two bases may not define the same key); names starting with
+# "__" do not become config keys.
 
 # "Z-score method with the mean of 122.786 and a standard deviation of 18.390"
 # on the 0-255 grey scale; one grey channel is replicated to the 3 channels

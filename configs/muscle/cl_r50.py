@@ -1,19 +1,2 @@
-# MUSCLE stage 2 with ResNet-50 (see cl_r18.py).
-_base_ = [
-    '../_base_/models/muscle_cl_r50.py',
-    '../_base_/schedules/cl_4tasks_10rounds.py', '../_base_/cl_runtime.py'
-]
-
-# Stage 2 starts from the stage-1 (MD-MoCo) backbone, where
-# `python tools/run_muscle.py --scale paper` writes it; a missing file stops
-# the run saying how to make it. Another file:
-#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
-# Random initialisation instead (not MUSCLE; an explicit opt-out):
-#   --cfg-options model.backbone.init_cfg=None
-model = dict(
-    backbone=dict(
-        init_cfg=dict(
-            type='LocalPretrained',
-            source='mdmoco',
-            checkpoint='work_dirs/muscle_paper/backbones/r50_mdmoco.pth',
-            prefix='backbone.')))
+# Short name of the MUSCLE stage-2 ResNet-50 recipe.
+_base_ = ['./muscle_r50_1xb16-cyclic-10r_xray4.py']

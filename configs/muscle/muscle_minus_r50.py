@@ -1,6 +1,2 @@
-# MUSCLE-- with ResNet-50 (see muscle_minus_r18.py).
-_base_ = ['./cl_r50.py']
-
-train_cfg = dict(reshuffle=False)
-param_scheduler = None
-custom_hooks = []
+# Short name of the MUSCLE-- (ablation) ResNet-50 recipe.
+_base_ = ['./muscle-minus_r50_1xb16-const-10r_xray4.py']

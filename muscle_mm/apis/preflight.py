@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 from muscle_mm.metainfo import TABLE1, TASK_DATASETS
 from .paths import IMPORT_ROOT, resource_roots
@@ -180,14 +180,14 @@ class Preflight:
 
     def _task_cfgs(self, cfg, key: str) -> Dict[str, dict]:
         """The ``key`` config of each task (CL) or of the run ('')."""
-        from muscle_mm.engine.loops.utils import task_entry
+        from muscle_mm.engine.loops.utils import cl_tasks, task_entry
         loop = cfg.get('train_cfg') or {}
         if loop.get('type') != 'MultiTaskCLLoop':
             value = cfg.get(key)
             return {} if value is None else {'': value}
         entries = cfg.get(key) or {}
         out = {}
-        for task in loop.tasks:
+        for task in cl_tasks(cfg):
             if task in entries:
                 value = copy.deepcopy(task_entry(entries[task], key, task))
                 if key == 'train_dataloader':
@@ -256,6 +256,7 @@ class Preflight:
 
     # ---------------------------------------------------------- schedule
     def check_schedule(self, run: PlannedRun, cfg, loaders) -> Check:
+        from muscle_mm.engine.loops.utils import cl_tasks
         from muscle_mm.engine.runner.lr_scaling import describe, lr_scaling
         from muscle_mm.engine.schedulers.cyclic_cosine_lr import check_period
         w = self.world_size
@@ -282,7 +283,7 @@ class Preflight:
                 for sched in self._cyclic(cfg):
                     period = sched.get('period')
                     per = check_period(period, sched.get('by_epoch', True),
-                                       per_round, len(loop.tasks),
+                                       per_round, len(cl_tasks(cfg)),
                                        f'{parts} at world size {w}')
                     if period == 'task_iterate':
                         text += '; Eq. 1 T = each task-iterate'
@@ -309,6 +310,8 @@ class Preflight:
     def check_disk(self, plan: Sequence[PlannedRun],
                    sizes: Dict[str, tuple]) -> List[Check]:
         from mmengine.config import Config
+
+        from muscle_mm.engine.loops.utils import cl_tasks
         need = 0
         for run in plan:
             if run.name not in sizes or osp.isfile(
@@ -319,7 +322,7 @@ class Preflight:
             hook = cfg.default_hooks.get('checkpoint') or {}
             loop = cfg.train_cfg
             epochs = loop.get('max_epochs') or loop.get('rounds', 10) * len(
-                loop.get('tasks', [1]))
+                cl_tasks(cfg))
             saved = epochs // max(1, hook.get('interval', 1))
             keep = hook.get('max_keep_ckpts', -1)
             count = saved if keep is None or keep < 0 else min(saved, keep)

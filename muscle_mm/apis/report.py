@@ -23,6 +23,8 @@ def predict_segmentation(config: str, checkpoint: str,
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    from muscle_mm.utils.checkpoint_checks import check_checkpoint_fits
+
     cfg = Config.fromfile(config)
     cfg.log_level = 'ERROR'  # a helper run: keep the report's output readable
     loader_cfg = cfg.test_dataloader
@@ -31,6 +33,7 @@ def predict_segmentation(config: str, checkpoint: str,
     loader_cfg.persistent_workers = False
     cfg.work_dir = osp.join(osp.dirname(checkpoint), 'overlays')
     runner = Runner.from_cfg(cfg)
+    check_checkpoint_fits(runner.model, checkpoint)  # as tools/test.py
     runner.load_checkpoint(checkpoint, map_location='cpu')
     model = runner.model.eval()
     loader = Runner.build_dataloader(loader_cfg)

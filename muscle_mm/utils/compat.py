@@ -11,6 +11,9 @@ Both are applied once, when :mod:`muscle_mm` is imported, and are narrow:
   be allow-listed (it opens arbitrary attribute access), so a ``copyreg``
   reducer saves it from its data alone; checkpoints written before
   muscle_mm was imported need ``weights_only=False`` (trusted files only).
+  An empty array (an empty ``HistoryBuffer`` holds two) pickles its data as
+  ``bytes()``; ``bytes`` itself is not allow-listed (``bytes(10**12)`` would
+  allocate a terabyte), only a stand-in that builds the empty ``b''``.
 * numpy 2 raises ``OverflowError`` in ``np.uint8(negative)``, which
   ``mmcv.image.adjust_hue`` does for every negative hue shift (any
   ``ColorJitter`` with ``hue>0``). We replace it with a version that performs
@@ -23,6 +26,7 @@ R-CNN; :func:`float32_mmcv_ops_under_cpu_autocast` runs them in float32 there.
 """
 import collections
 import functools
+import pickle
 from typing import Any, Optional
 
 import numpy as np
@@ -46,6 +50,21 @@ def _safe_globals() -> list:
         HistoryBuffer, ConfigDict, collections.Counter, np.ndarray, np.dtype, _reconstruct, scalar,
         *dtype_classes
     ]
+
+
+def _empty_bytes(*args) -> bytes:
+    """``bytes`` for the weights-only unpickler: the empty ``b''`` only.
+
+    Pickle protocol 2 (``torch.save``'s) writes ``bytes()`` for empty bytes
+    and ``_codecs.encode`` (allowed by torch) for any other, so no
+    checkpoint needs more.
+    """
+    if args:
+        raise pickle.UnpicklingError(
+            'weights-only loading allows bytes() (the data of an empty numpy '
+            f'array) without arguments only, got bytes{args!r:.60}; load a '
+            'file you trust with torch.load(..., weights_only=False).')
+    return b''
 
 
 def _reduce_history_buffer(buffer) -> tuple:
@@ -113,6 +132,8 @@ def apply_compat_fixes() -> None:
 
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     torch.serialization.add_safe_globals(_safe_globals())
+    # protocol 2 names it __builtin__.bytes; torch maps that to builtins
+    torch.serialization.add_safe_globals([(_empty_bytes, 'builtins.bytes')])
     _fix_adjust_hue()
 
 

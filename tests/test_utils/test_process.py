@@ -1,6 +1,5 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Children die with the study runner; a folder has one run at a time."""
-import os
 import signal
 import subprocess
 import sys

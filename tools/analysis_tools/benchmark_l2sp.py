@@ -3,7 +3,7 @@
 
 Builds a stock mmpretrain ImageClassifier-R18 with the optimizer and the
 L2SPHook of the stage-2 schedule (configs/_base_/schedules/
-cl_4tasks_10rounds.py) and measures, in one run, the train step (data
+cl_sgd-cyclic-cos_10rounds.py) and measures, in one run, the train step (data
 preprocessor + forward + backward + SGD step) without and with the L2-SP step
 pre-hook, alternating every step so that the load of a shared machine hits
 both alike. It also times the hook's own work alone, which is less noisy than
@@ -96,7 +96,8 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     schedule = Config.fromfile(
-        osp.join(REPO, 'configs/_base_/schedules/cl_4tasks_10rounds.py'))
+        osp.join(REPO,
+                 'configs/_base_/schedules/cl_sgd-cyclic-cos_10rounds.py'))
     runtime = Config.fromfile(
         osp.join(REPO, 'configs/_base_/default_runtime.py'))
     model, optim, data = build(args, schedule)

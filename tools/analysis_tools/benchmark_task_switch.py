@@ -44,9 +44,9 @@ def parse_args() -> argparse.Namespace:
 
 def build_loaders(cfg: Config, num_workers: int,
                   persistent: bool) -> Dict[str, object]:
-    from muscle_mm.engine.loops.utils import task_entry
+    from muscle_mm.engine.loops.utils import cl_tasks, task_entry
     loaders = {}
-    for task in cfg.train_cfg.tasks:
+    for task in cl_tasks(cfg):
         loader = copy.deepcopy(
             task_entry(cfg.train_dataloader[task], 'train_dataloader', task))
         loader.update(cfg.train_cfg.get('loader_overrides') or {})

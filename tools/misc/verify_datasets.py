@@ -7,8 +7,9 @@
 For every dataset and split: builds the reader with ``on_error='skip'`` and
 ``check_files=True``, prints found vs expected (Table 1) counts with the
 difference, and lists the items the reader skipped (missing files, bad
-masks or boxes) and images PIL cannot open (header only; ``--decode``
-decodes every pixel). Exit status 1 if anything is missing or unreadable.
+masks or boxes) and images that cannot be read: headers opened by PIL, or
+with ``--decode`` every image decoded by ``LoadXrayImage``, as training
+reads it (a JPEG libjpeg warns about is a problem). Exit status 1 if anything is missing or unreadable.
 """
 import argparse
 import os.path as osp

@@ -12,7 +12,7 @@ model = dict(
     momentum=0.001,
     data_preprocessor=dict(
         type='mmpretrain.SelfSupDataPreprocessor',
-        # z-score 122.786 / 18.390 of the grey level (MUSCLE Sec. 2.1)
+        # z-score of the grey level (MUSCLE Sec. 2.1)
         mean={{_base_.xray_mean}},
         std={{_base_.xray_std}},
         to_rgb=False),  # grey replicated to 3 channels: nothing to swap
@@ -23,11 +23,8 @@ model = dict(
         depth=18,
         norm_cfg=dict(type='BN'),
         zero_init_residual=False,  # as mmpretrain mocov2
-        # Kaiming init of every convolution (MUSCLE Sec. 2.1, He et al. 2015)
-        init_cfg=[
-            dict(type='Kaiming', layer=['Conv2d']),
-            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
-        ]),
+        # Kaiming init of every convolution (MUSCLE Sec. 2.1)
+        init_cfg={{_base_.kaiming_init}}),
     neck=dict(
         # MoCo v2 MLP head: fc-ReLU-fc, hidden width = backbone width
         type='mmpretrain.MoCoV2Neck',

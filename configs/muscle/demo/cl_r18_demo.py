@@ -1,17 +1,13 @@
-# cl_r18.py on the demo data (python tools/misc/generate_demo_data.py --out
-# data/demo, then python tools/dataset_converters/make_splits.py --data-root
-# data/demo) at 128x80 px: 2 rounds, validated after each round; a few
-# minutes on 2 CPU cores.
-_base_ = ['../cl_r18.py']
-
-train_dataloader = dict(
-    _delete_=True,
-    pneumonia='{{ fileDirname }}/../../_base_/datasets/demo/pneumonia.py',
-    mura='{{ fileDirname }}/../../_base_/datasets/demo/mura.py',
-    lung='{{ fileDirname }}/../../_base_/datasets/demo/lung.py',
-    tbx='{{ fileDirname }}/../../_base_/datasets/demo/tbx11k.py')
-val_dataloader = train_dataloader
-val_evaluator = train_dataloader
+# MUSCLE stage 2 (../cl_r18.py) on the demo data (python
+# tools/misc/generate_demo_data.py --out data/demo, then python
+# tools/dataset_converters/make_splits.py --data-root data/demo) at 128x80
+# px: 2 rounds, validated after each round; a few minutes on 2 CPU cores.
+_base_ = [
+    '../../_base_/models/muscle_cl_r18.py',
+    '../../_base_/datasets/demo/xray4.py',
+    '../../_base_/schedules/cl_sgd-cyclic-cos_10rounds.py',
+    '../../_base_/cl_runtime.py',
+]
 
 train_cfg = dict(
     rounds=2,
@@ -25,7 +21,10 @@ model = dict(
     # the stage-1 backbone of `python tools/run_muscle.py --demo`
     backbone=dict(
         init_cfg=dict(
-            checkpoint='work_dirs/muscle_demo/backbones/r18_mdmoco.pth')),
+            type='LocalPretrained',
+            source='mdmoco',
+            checkpoint='work_dirs/muscle_demo/backbones/r18_mdmoco.pth',
+            prefix='backbone.')),
     # the detection task at the demo scale (smaller anchors, fewer proposals)
     tasks=dict(tbx='{{ fileDirname }}/../../_base_/models/tasks/demo/'
                'tbx_faster-rcnn_r18_fpn_demo.py'))

@@ -9,7 +9,8 @@ Every reader takes ``data_root`` (the folder as distributed), ``split`` and
 import csv
 import os
 import os.path as osp
-from typing import Iterable, List, Sequence
+from collections import Counter
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 
@@ -76,20 +77,48 @@ def list_files(folder: str, exts: Iterable[str] = IMG_EXTS) -> List[str]:
             if e.name.lower().endswith(exts) and not e.name.startswith('.'))
 
 
-def read_csv(path: str, columns: Sequence[str]) -> List[dict]:
-    """Rows of a CSV with a header; error when a column is missing."""
+def read_csv(path: str,
+             columns: Sequence[str]) -> List[Tuple[int, Dict[str, str]]]:
+    """``(line number, {column: value})`` of each row of a CSV with a header.
+
+    Every row must have the header's number of fields: a shorter row would
+    leave columns empty. A header ending in a nameless column (a trailing
+    comma, as some Kaggle CSVs have) lets rows carry that empty field or
+    not; a value in it means the row is shifted. Blank lines are skipped.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'expected the CSV file {path}')
     with open(path, newline='', encoding='utf-8-sig') as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        found = [c.strip() for c in (reader.fieldnames or [])]
+        reader = csv.reader(f, skipinitialspace=True)
+        found = [c.strip() for c in next(reader, [])]
         missing = [c for c in columns if c not in found]
         if missing:
             raise DatasetFormatError(
                 f'{path}: expected columns {list(columns)}, missing '
                 f'{missing}; found {found}')
-        reader.fieldnames = found
-        return [{c: (r[c] or '').strip() for c in columns} for r in reader]
+        n = len(found)
+        tail = found[-1] == ''  # a nameless last column
+        index = [found.index(c) for c in columns]
+        rows = []
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if tail and len(row) == n and row[-1].strip():
+                raise DatasetFormatError(
+                    f'{path}, line {line}: the value {row[-1]!r} is in the '
+                    "header's nameless last column; expected it empty (is "
+                    'a comma missing or one too many?)')
+            if len(row) != n and not (tail and len(row) == n - 1):
+                expected = f'{n - 1} or {n}' if tail else str(n)
+                raise DatasetFormatError(
+                    f'{path}, line {line}: expected {expected} fields as in '
+                    f'the header {found}, found {len(row)}: {row}')
+            rows.append((line, {
+                c: row[i].strip()
+                for c, i in zip(columns, index)
+            }))
+        return rows
 
 
 def read_rows(path: str, n_cols: int) -> List[List[str]]:
@@ -113,8 +142,47 @@ def split_file(data_root: str, split: str) -> str:
     return osp.join(data_root, SPLIT_DIR, f'{split}.txt')
 
 
+def _split_lines(path: str) -> List[str]:
+    with open(path, encoding='utf-8') as f:
+        return [ln.strip() for ln in f if ln.strip()]
+
+
+def _examples(counts: Dict[str, int], n: int = 5) -> str:
+    shown = ', '.join(k + (f' ({c} times)' if c > 2 else '')
+                      for k, c in list(counts.items())[:n])
+    return shown + (', ...' if len(counts) > n else '')
+
+
+def split_problems(data_root: str, split: str,
+                   lines: Sequence[str]) -> List[str]:
+    """What is wrong with one split's lines: a path listed twice, or also
+    in another split file of ``data_root`` (paths compared normalised)."""
+    path = split_file(data_root, split)
+    counts = Counter(osp.normpath(ln) for ln in lines)
+    twice = {k: c for k, c in counts.items() if c > 1}
+    problems = []
+    if twice:
+        problems.append(f'split file {path} lists {len(twice)} image(s) '
+                        f'more than once: {_examples(twice)}')
+    for other in SPLITS:
+        other_path = split_file(data_root, other)
+        if other == split or not osp.isfile(other_path):
+            continue
+        shared = [
+            k for k in dict.fromkeys(
+                osp.normpath(ln) for ln in _split_lines(other_path))
+            if k in counts
+        ]
+        if shared:
+            a, b = sorted((path, other_path))
+            problems.append(f'split files {a} and {b} share {len(shared)} '
+                            f'image(s): {_examples(dict.fromkeys(shared, 1))}')
+    return problems
+
+
 def read_split(data_root: str, split: str, key: str) -> List[str]:
-    """Relative paths of one split written by ``make_splits.py``."""
+    """Relative paths of one split written by ``make_splits.py``; an image
+    listed twice, or also in another split, is an error."""
     path = split_file(data_root, split)
     if osp.basename(data_root) == TABLE1[key]['folder']:
         where = f'--data-root "{osp.dirname(data_root)}"'
@@ -125,12 +193,16 @@ def read_split(data_root: str, split: str, key: str) -> List[str]:
         raise FileNotFoundError(
             f'split file {path} not found; the paper\'s {split} split of '
             f'{key} is written once by:\n  {cmd}')
-    lines = [ln.strip() for ln in open(path, encoding='utf-8')]
-    lines = [ln for ln in lines if ln]
+    lines = _split_lines(path)
     if not lines:
         raise DatasetFormatError(
             f'split file {path} is empty; expected one relative image path '
             f'per line. Re-create it with:\n  {cmd} --force')
+    problems = split_problems(data_root, split, lines)
+    if problems:
+        raise DatasetFormatError(
+            '; '.join(problems) + '. Each image must be in exactly one '
+            f'split, once. Re-create the splits with:\n  {cmd} --force')
     return lines
 
 

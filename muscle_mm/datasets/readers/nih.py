@@ -1,7 +1,8 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 import os
 import os.path as osp
-from typing import Dict, List
+import re
+from typing import Dict, List, Optional
 
 from mmengine.dataset import BaseDataset
 
@@ -9,6 +10,23 @@ from muscle_mm.registry import DATASETS
 from .base import XrayReaderMixin, list_files, read_csv
 
 NIH_CSV = 'Data_Entry_2017.csv'
+NO_FINDING = 'No Finding'
+NIH_FINDINGS = ('Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema',
+                'Effusion', 'Emphysema', 'Fibrosis', 'Hernia', 'Infiltration',
+                'Mass', 'Nodule', 'Pleural_Thickening', 'Pneumonia',
+                'Pneumothorax')
+
+
+def bad_nih_row(row: Dict[str, str]) -> Optional[str]:
+    """Why a ``Data_Entry_2017.csv`` row is outside its domain, or None."""
+    pid, labels = row['Patient ID'], row['Finding Labels']
+    if not re.fullmatch(r'[0-9]+', pid):
+        return f"column 'Patient ID' is {pid!r}; expected an integer"
+    findings = labels.split('|')
+    if findings != [NO_FINDING] and not set(findings) <= set(NIH_FINDINGS):
+        return (f"column 'Finding Labels' is {labels!r}; expected "
+                f"'{NO_FINDING}' or '|'-joined findings of {NIH_FINDINGS}")
+    return None
 
 
 def index_nih_images(root: str) -> Dict[str, str]:
@@ -34,7 +52,8 @@ class NIHChestXray14Dataset(XrayReaderMixin, BaseDataset):
     ``split='train'`` is every image of ``Data_Entry_2017.csv`` (112,120:
     ``train_val_list.txt`` + ``test_list.txt``), as in Table 1. Each item
     carries ``labels`` (finding names, empty for 'No Finding') and
-    ``patient_id``. A CSV row without its image is an error (or skipped).
+    ``patient_id``. A CSV row without its image, with a non-integer
+    patient id or an unknown finding is an error (or skipped).
     """
 
     SOURCE = 'nih'
@@ -46,7 +65,11 @@ class NIHChestXray14Dataset(XrayReaderMixin, BaseDataset):
                         ('Image Index', 'Finding Labels', 'Patient ID'))
         index = index_nih_images(self.root)
         data_list = []
-        for row in rows:
+        for line, row in rows:
+            bad = bad_nih_row(row)
+            if bad:
+                self.errors(f'{csv_path}, line {line}: {bad}')
+                continue
             name = row['Image Index']
             path = index.get(name)
             if path is None:
@@ -55,7 +78,7 @@ class NIHChestXray14Dataset(XrayReaderMixin, BaseDataset):
                     f'{self.root}/images*/[images/]', FileNotFoundError)
                 continue
             findings = row['Finding Labels'].split('|')
-            labels = [f for f in findings if f and f != 'No Finding']
+            labels = [f for f in findings if f != NO_FINDING]
             data_list.append(
                 self._item(path, labels=labels, patient_id=row['Patient ID']))
         return self._finish(data_list)

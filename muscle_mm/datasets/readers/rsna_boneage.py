@@ -1,6 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
+import math
 import os.path as osp
-from typing import List
+from typing import Dict, List, Tuple
 
 from mmengine.dataset import BaseDataset
 
@@ -9,6 +10,22 @@ from .base import XrayReaderMixin, list_files, read_csv
 
 CSV_NAME = 'boneage-training-dataset.csv'
 IMG_DIR = 'boneage-training-dataset'
+MALE = {'True': True, 'False': False}  # as the RSNA CSV writes it
+
+
+def parse_boneage_row(row: Dict[str, str]) -> Tuple[float, bool]:
+    """``(bone age in months, male)``; ValueError naming the column."""
+    try:
+        age = float(row['boneage'])
+    except ValueError:
+        age = math.nan
+    if not (math.isfinite(age) and age > 0):
+        raise ValueError(f"column 'boneage' is {row['boneage']!r}; expected "
+                         'a positive number of months')
+    if row['male'] not in MALE:
+        raise ValueError(f"column 'male' is {row['male']!r}; expected True "
+                         'or False, as the RSNA CSV writes it')
+    return age, MALE[row['male']]
 
 
 @DATASETS.register_module()
@@ -18,7 +35,8 @@ class RSNABoneAgeDataset(XrayReaderMixin, BaseDataset):
     Reads ``boneage-training-dataset.csv`` (``id, boneage, male``) and
     ``boneage-training-dataset/<id>.png`` (Kaggle nests the folder once
     more: ``boneage-training-dataset/boneage-training-dataset/``, accepted).
-    Items carry ``boneage`` (months) and ``male``. Table 1 counts 10,811;
+    Items carry ``boneage`` (months, positive) and ``male`` (the CSV's
+    ``True``/``False``; anything else is an error). Table 1 counts 10,811;
     the Kaggle training CSV has 12,611 rows (``verify_datasets.py`` prints
     the difference).
     """
@@ -35,13 +53,12 @@ class RSNABoneAgeDataset(XrayReaderMixin, BaseDataset):
         present = set(list_files(folder, ('.png', ))) \
             if osp.isdir(folder) else set()
         data_list = []
-        for i, row in enumerate(rows, 2):
+        for i, row in rows:
             name = f'{row["id"]}.png'
             try:
-                age = float(row['boneage'])
-            except ValueError:
-                self.errors(f'{csv_path}, line {i}: boneage {row["boneage"]!r}'
-                            ' is not a number of months')
+                age, male = parse_boneage_row(row)
+            except ValueError as e:
+                self.errors(f'{csv_path}, line {i}: {e}')
                 continue
             if name not in present:
                 self.errors(
@@ -49,8 +66,5 @@ class RSNABoneAgeDataset(XrayReaderMixin, BaseDataset):
                     f'expected {osp.join(folder, name)}', FileNotFoundError)
                 continue
             data_list.append(
-                self._item(
-                    osp.join(folder, name),
-                    boneage=age,
-                    male=row['male'].lower() in ('true', '1')))
+                self._item(osp.join(folder, name), boneage=age, male=male))
         return self._finish(data_list)

@@ -5,21 +5,28 @@ from typing import List, Tuple
 
 from PIL import Image
 
+from muscle_mm.datasets.transforms.loading import LoadXrayImage
 from muscle_mm.registry import DATASETS
-from .base import TABLE1
+from .base import TABLE1, DatasetFormatError
 
 
 def unreadable(paths: List[str], decode: bool) -> List[str]:
-    """Images PIL cannot open (header only unless ``decode``)."""
+    """Images that cannot be read: decoded by ``LoadXrayImage``, the
+    transform training uses, if ``decode``; else headers opened by PIL."""
+    load = LoadXrayImage(to_channels=1)
     bad = []
     for path in paths:
-        if path.lower().endswith('.dcm'):
-            continue  # DICOM: opened by LoadXrayImage through pydicom
+        if not decode and path.lower().endswith('.dcm'):
+            continue  # DICOM: PIL cannot open it; --decode reads it
         try:
-            with Image.open(path) as im:
-                im.load() if decode else im.size
+            if decode:
+                load.transform(dict(img_path=path))
+            else:
+                with Image.open(path) as im:
+                    im.size
         except Exception as e:  # noqa: B902 - any failure is the report
-            bad.append(f'{path}: {type(e).__name__}: {e}')
+            msg = f'{type(e).__name__}: {e}'
+            bad.append(msg if path in msg else f'{path}: {msg}')
     return bad
 
 
@@ -38,6 +45,8 @@ def verify_split(key: str,
                 on_error='skip',
                 check_files=True,
                 lazy_init=False))
+    except DatasetFormatError as e:  # says what is wrong, e.g. split files
+        return 0, [str(e)]
     except Exception as e:  # noqa: B902
         return 0, [f'cannot build the reader: {type(e).__name__}: {e}']
     paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]

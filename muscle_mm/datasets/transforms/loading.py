@@ -7,6 +7,9 @@ PNG/JPEG, 16-bit PNG (often 12-bit data) and, in clinical exports, DICOM, so
 one loader brings them all onto that scale before mmcv's stock ``Resize`` and
 the models' data preprocessors take over.
 """
+import os
+import tempfile
+import threading
 from io import BytesIO
 from typing import Optional, Tuple
 
@@ -22,6 +25,11 @@ PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 JPEG_MAGIC = b'\xff\xd8'
 DICOM_SUFFIXES = ('.dcm', '.dicom', '.dic')
 INTENSITY_MAPPINGS = ('minmax', 'bit_depth')
+# libjpeg warnings after which the decoded pixels are wrong (jerror.h);
+# libjpeg prints them to stderr and decoding "succeeds"
+JPEG_DATA_WARNINGS = ('Corrupt JPEG data', 'Premature end of JPEG file',
+                      'Invalid SOS parameters',
+                      'Inconsistent progression sequence')
 
 
 class XrayDecodeError(OSError):
@@ -55,6 +63,86 @@ def check_complete(data: bytes, path: str) -> None:
         raise _decode_error(
             path, 'truncated: the file ends before its '
             'end-of-image marker')
+
+
+class _Fd2Capture:
+    """What native code writes to file descriptor 2 while a call runs.
+
+    fd 2 belongs to the process, so captures are serialised by a lock; the
+    sink is an unlinked temporary file, one per process (re-made after a
+    fork, as data loader workers are forked). Output that is not a libjpeg
+    data warning is written back to the real stderr.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sink: Optional[int] = None
+
+    def __call__(self, fn, *args):
+        with self.lock:
+            if self.sink is None:
+                self.sink = _open_sink()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr at all: nothing to capture
+                return fn(*args), ''
+            try:
+                os.dup2(self.sink, 2)
+                out = fn(*args)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            size = os.fstat(self.sink).st_size
+            if not size:
+                return out, ''
+            text = os.pread(self.sink, size, 0).decode('utf-8', 'replace')
+            os.ftruncate(self.sink, 0)
+            os.lseek(self.sink, 0, os.SEEK_SET)
+            return out, text
+
+    def reset(self) -> None:
+        self.lock = threading.Lock()
+        self.sink = None
+
+
+def _open_sink() -> int:
+    fd, name = tempfile.mkstemp(prefix='muscle_stderr_')
+    os.unlink(name)
+    return fd
+
+
+_capture_fd2 = _Fd2Capture()
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_capture_fd2.reset)
+
+
+def imdecode_strict(data: bytes,
+                    path: str,
+                    flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
+    """``cv2.imdecode`` that fails, naming ``path``, where libjpeg warned.
+
+    A JPEG with a damaged scan decodes "successfully" into wrong pixels;
+    libjpeg only prints e.g. 'Corrupt JPEG data: bad Huffman code' to
+    stderr, naming no file. Such a warning (:data:`JPEG_DATA_WARNINGS`)
+    raises :class:`XrayDecodeError` here; other stderr output is passed on.
+    Returns what ``cv2.imdecode`` returns (None if it cannot decode).
+    """
+    buf = np.frombuffer(data, np.uint8)
+    if data[:2] != JPEG_MAGIC:
+        return cv2.imdecode(buf, flags)
+    img, text = _capture_fd2(cv2.imdecode, buf, flags)
+    lines = text.splitlines(keepends=True)
+    bad = [ln.strip() for ln in lines if ln.startswith(JPEG_DATA_WARNINGS)]
+    other = ''.join(
+        ln for ln in lines if not ln.startswith(JPEG_DATA_WARNINGS))
+    if other:
+        os.write(2, other.encode('utf-8', 'replace'))
+    if bad:
+        raise _decode_error(
+            path, f"libjpeg: '{'; '.join(bad)}': the pixels would be wrong; "
+            "replace the file from the release, or drop it with "
+            "on_error='skip'")
+    return img
 
 
 def to_grey(img: np.ndarray, order: str = 'bgr') -> np.ndarray:
@@ -142,7 +230,9 @@ class LoadXrayImage(BaseTransform):
     are; 16-bit PNG and DICOM (after its modality and VOI LUTs) are mapped
     linearly onto 0-255 by ``intensity_mapping``. Colour collapses to grey
     (luma) and ``MONOCHROME1`` DICOM is inverted so that air is dark, as in
-    every other source. ``docs/datasets.md`` details each step.
+    every other source. A file cut short, or a JPEG libjpeg warns about
+    (damaged scan data), is an error naming it, even where OpenCV would
+    return wrong pixels. ``docs/datasets.md`` details each step.
 
     Added keys: ``img``, ``img_shape``, ``ori_shape``, ``bit_depth``,
     ``source_dtype`` and ``intensity_range`` (the ``(lo, hi)`` mapped onto
@@ -230,7 +320,7 @@ class LoadXrayImage(BaseTransform):
             return self._read_dicom(data, path)
 
         check_complete(data, path)
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = imdecode_strict(data, path)
         if img is None:
             raise _decode_error(
                 path, 'truncated or not an image file; expected PNG, JPEG '

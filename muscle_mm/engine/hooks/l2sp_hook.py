@@ -85,6 +85,12 @@ class L2SPHook(Hook):
         self._handles: list = []
         self._log_interval = 1
 
+    @property
+    def w0(self) -> Dict[str, torch.Tensor]:
+        """The anchor of Eq. 2: backbone parameter name -> its w0 (a copy of
+        the mapping; empty before training starts)."""
+        return dict(self._w0)
+
     # -- helpers ----------------------------------------------------------
     def _backbone(self, runner) -> nn.Module:
         model = runner.model.module if is_model_wrapper(

@@ -33,7 +33,8 @@ class MultiTaskCLLoop(CLScheduleMixin, BaseLoop):
         runner (Runner): The runner.
         dataloader (dict): Task name -> dataloader, its config or the path
             of a dataset config (whose ``train_dataloader`` is used).
-        tasks (Sequence[str]): Task names, as in the model's ``tasks``.
+        tasks (Sequence[str], optional): Task names, as in the model's
+            ``tasks``. Defaults to the keys of ``dataloader``, in order.
         rounds (int): Number of rounds. Defaults to 10 (the paper's).
         epochs_per_task (int): Epochs per task-iterate. Defaults to 1.
         reshuffle (bool): Reshuffle the task order every round. Defaults to
@@ -49,7 +50,7 @@ class MultiTaskCLLoop(CLScheduleMixin, BaseLoop):
     def __init__(self,
                  runner,
                  dataloader: Dict[str, Union[dict, str, DataLoader]],
-                 tasks: Sequence[str],
+                 tasks: Optional[Sequence[str]] = None,
                  rounds: int = 10,
                  epochs_per_task: int = 1,
                  reshuffle: bool = True,
@@ -57,10 +58,11 @@ class MultiTaskCLLoop(CLScheduleMixin, BaseLoop):
                  reseed: bool = True,
                  loader_overrides: Optional[dict] = None) -> None:
         self._runner = runner
-        self.tasks: List[str] = list(tasks)
+        self.tasks: List[str] = list(
+            tasks if tasks is not None else dataloader)
         if not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ValueError('MultiTaskCLLoop: `tasks` must be a non-empty '
-                             f'list of distinct names, got {tasks!r}.')
+                             f'list of distinct names, got {self.tasks!r}.')
         if rounds < 1 or epochs_per_task < 1:
             raise ValueError('MultiTaskCLLoop: `rounds` and '
                              '`epochs_per_task` must be >= 1, got '
@@ -70,7 +72,7 @@ class MultiTaskCLLoop(CLScheduleMixin, BaseLoop):
                              f"'iterate', 'round' or None, got "
                              f'{val_interval!r}.')
         check_multitask_model(runner.model, self.tasks, 'MultiTaskCLLoop',
-                              '`train_cfg.tasks`')
+                              '`train_cfg.tasks` (or `train_dataloader`)')
         check_task_dict('train_dataloader', dataloader, self.tasks)
 
         self.rounds = rounds

@@ -1,7 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 import copy
 import os.path as osp
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.config import Config
@@ -12,6 +12,14 @@ from torch.utils.data import DataLoader
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
+
+
+def cl_tasks(cfg: Config) -> List[str]:
+    """The tasks a ``MultiTaskCLLoop`` config trains, in order:
+    ``train_cfg.tasks`` when given, else the keys of ``train_dataloader``
+    (where the stage-2 configs name them, ``_base_/datasets/xray4.py``)."""
+    tasks = cfg.train_cfg.get('tasks')
+    return list(tasks if tasks is not None else cfg.train_dataloader)
 
 
 def check_task_dict(what: str, value, tasks: Sequence[str]) -> None:

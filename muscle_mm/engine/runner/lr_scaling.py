@@ -5,7 +5,7 @@ from typing import Dict, Optional, Tuple
 
 from mmengine.config import Config
 
-from muscle_mm.engine.loops.utils import task_entry
+from muscle_mm.engine.loops.utils import cl_tasks, task_entry
 
 
 def _batch_sizes(cfg: Config) -> Dict[str, int]:
@@ -14,7 +14,7 @@ def _batch_sizes(cfg: Config) -> Dict[str, int]:
     if loop.get('type') != 'MultiTaskCLLoop':
         return {'': cfg.train_dataloader.batch_size}
     sizes = {}
-    for task in loop.tasks:
+    for task in cl_tasks(cfg):
         loader = copy.deepcopy(
             task_entry(cfg.train_dataloader[task], 'train_dataloader', task))
         loader.update(loop.get('loader_overrides') or {})

@@ -13,6 +13,7 @@ from mmengine.logging import MMLogger
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from muscle_mm.registry import METRICS
+from .score_checks import check_finite_scores
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -45,6 +46,9 @@ def bootstrap_auc_ci(y_true: np.ndarray,
     """
     if not 0 < ci < 1:
         raise ValueError(f'ci must lie in (0, 1), got {ci}')
+    check_finite_scores(
+        np.asarray(y_score, dtype=np.float64),
+        [f'sample {i}' for i in range(len(y_score))], 'bootstrap_auc_ci')
     rng = np.random.default_rng(seed)
     n = len(y_true)
     aucs = []
@@ -91,6 +95,8 @@ class BinaryClassificationMetric(BaseMetric):
       stop a training run. When more than ``max_skip_ratio`` of the bootstrap
       resamples hold one class only, the CI would rest on a biased subset and
       a ``ValueError`` is raised.
+    - A NaN or infinite score (a diverged model) raises a ``ValueError``
+      that names the samples.
 
     The ROC points (``fpr``, ``tpr``, ``thresholds``, ``auc``, ``ci``) are
     written to ``out_dir/roc_file`` as JSON when ``out_dir`` is given, for
@@ -180,14 +186,19 @@ class BinaryClassificationMetric(BaseMetric):
                 else:
                     pred_pos = pos_score >= self.threshold
             self.results.append(
-                (pos_score, bool(pred_pos), int(gt[0]) == self.pos_label))
+                (pos_score, bool(pred_pos), int(gt[0]) == self.pos_label,
+                 score.tolist(), sample.get('img_path')))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Figures in percent; see the class docstring for the NaN cases."""
         if not results:
             raise ValueError('BinaryClassificationMetric got no samples; '
                              'is the test dataloader empty?')
-        scores, preds, gts = (np.asarray(x) for x in zip(*results))
+        scores, preds, gts, raw, paths = zip(*results)
+        check_finite_scores(raw,
+                            [p or f'sample {i}' for i, p in enumerate(paths)],
+                            'BinaryClassificationMetric')
+        scores, preds, gts = (np.asarray(x) for x in (scores, preds, gts))
         scores = scores.astype(np.float64)
         tp = int(np.sum(preds & gts))
         tn = int(np.sum(~preds & ~gts))

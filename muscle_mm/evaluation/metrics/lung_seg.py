@@ -8,6 +8,7 @@ from mmengine.evaluator import BaseMetric
 from mmseg.evaluation import IoUMetric
 
 from muscle_mm.registry import METRICS
+from .score_checks import check_finite_scores
 
 
 @METRICS.register_module()
@@ -31,6 +32,8 @@ class LungSegMetric(BaseMetric):
 
     Pixels equal to ``ignore_index`` in the ground truth are left out. The
     per-image areas come from mmseg's ``IoUMetric.intersect_and_union``.
+    NaN or infinite ``seg_logits`` (a diverged model, whose masks would be
+    argmax artefacts) raise a ``ValueError`` naming the images.
 
     Args:
         lung_index (int): Label of the lung class. Defaults to 1.
@@ -87,16 +90,27 @@ class LungSegMetric(BaseMetric):
                         'to ignore)')
             areas = IoUMetric.intersect_and_union(pred, gt, self.num_classes,
                                                   self.ignore_index)
+            # up to 4 non-finite logits of the image, for the error message
+            bad = []
+            if 'seg_logits' in sample:
+                logits = torch.as_tensor(sample['seg_logits']['data'])
+                bad = logits[~torch.isfinite(logits)][:4].cpu().tolist()
             # on the prediction's device (a GPU in a GPU run)
-            self.results.append(tuple(a.cpu().numpy() for a in areas))
+            self.results.append((*(a.cpu().numpy() for a in areas), bad,
+                                 sample.get('img_path')))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Dice (mean over images), pooled Dice, per-class IoU and mIoU."""
         if not results:
             raise ValueError('LungSegMetric got no samples; is the test '
                              'dataloader empty?')
+        *areas, bad, paths = zip(*results)
+        check_finite_scores(
+            [np.asarray(b, dtype=np.float64) for b in bad],
+            [p or f'sample {i}' for i, p in enumerate(paths)],
+            'LungSegMetric (seg_logits)')
         inter, union, area_pred, area_gt = (
-            np.stack(x).astype(np.float64) for x in zip(*results))
+            np.stack(x).astype(np.float64) for x in areas)
         k = self.lung_index
         denom = area_pred[:, k] + area_gt[:, k]
         dice = np.where(denom > 0, 2 * inter[:, k] / np.maximum(denom, 1), 1.)

@@ -14,6 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from muscle_mm.registry import METRICS
+from .score_checks import check_finite_scores
 
 # TBX11K's category names and the paper's names for them (Table 3)
 TBX_ALIASES = {
@@ -41,11 +42,9 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-def _same_image(img_path: Optional[str], file_name: Optional[str]) -> bool:
+def _same_image(img_path: str, file_name: str) -> bool:
     """Whether ``img_path`` is ``file_name`` (relative, or a bare name as in
-    TBX11K's jsons); True when either is unknown."""
-    if not img_path or not file_name:
-        return True
+    TBX11K's jsons)."""
     path = osp.normpath(img_path).replace(osp.sep, '/')
     name = osp.normpath(file_name).replace(osp.sep, '/')
     return path == name or path.endswith('/' + name)
@@ -74,9 +73,10 @@ class TBDetectionMetric(BaseMetric):
     are): their raw ``instances`` (as mmdet's ``CocoMetric``) or their
     ``gt_instances`` / ``ignored_instances`` in original-image coordinates
     (mmdet's test pipelines load annotations after ``Resize``); ignored boxes
-    become COCO ``iscrowd`` boxes. Or from ``ann_file``, a COCO json such as
-    ``make_splits.py`` writes (classes matched to its categories by name,
-    samples by ``img_id`` and ``file_name``), refused when the dataset has an
+    become COCO ``iscrowd`` boxes. Or from ``ann_file``, the COCO json of
+    the same split, as ``make_splits.py`` writes them (classes matched to
+    its categories by name, samples by ``img_id``, each checked against the
+    ``file_name`` of its id), refused when the dataset has an
     ``uncertain_tb`` that the file's ``info['uncertain_tb']`` is not.
 
     Defined values for degenerate sets: no detections at all give AP 0 for
@@ -86,7 +86,10 @@ class TBDetectionMetric(BaseMetric):
     COCO.
 
     Args:
-        ann_file (str, optional): COCO-format ground truth. Defaults to None.
+        ann_file (str, optional): COCO ground truth of the evaluated split,
+            e.g. ``'data/TBX11K/muscle_splits/test.json'`` for the test
+            split (``make_splits.py`` writes ``{train,val,test}.json``
+            there). Defaults to None.
         classes (Sequence[str], optional): Class names in label order;
             defaults to ``dataset_meta['classes']``.
         class_aliases (dict): Short names used in the metric keys
@@ -241,13 +244,25 @@ class TBDetectionMetric(BaseMetric):
                         f'an image of {self.ann_file}; the test dataset and '
                         'ann_file must be the same split')
                 name = coco.imgs[res['img_id']].get('file_name')
+                if not res['file'] or not name:
+                    raise ValueError(
+                        f"{res['img_path']}: cannot tell whether img_id "
+                        f"{res['img_id']!r} is this image in {self.ann_file}"
+                        f" (the sample's img_path is {res['file']!r}, the "
+                        f"file's file_name is {name!r}); with ann_file each "
+                        'sample needs its img_path and each image of the '
+                        'file its file_name, else ids of another split '
+                        'would be scored silently')
                 if not _same_image(res['file'], name):
                     raise ValueError(
                         f"{res['img_path']}: img_id {res['img_id']!r} is "
-                        f'{name!r} in {self.ann_file}; the test dataset and '
-                        'ann_file must give the same ids to the same images '
-                        '(TBX11KDataset numbers train+val images itself: use '
-                        'the jsons of make_splits.py, or ann_file=None)')
+                        f'{name!r} in {self.ann_file}, not this image; the '
+                        'test dataset and ann_file must be the same split and '
+                        'give the same ids to the same images (use the json '
+                        "of the dataloader's split that make_splits.py "
+                        'wrote, e.g. muscle_splits/test.json for the test '
+                        "split, not TBX11K's own jsons, whose ids "
+                        'TBX11KDataset renumbers; or ann_file=None)')
                 img_ids.append(res['img_id'])
             return coco, img_ids, cat_ids
 
@@ -288,6 +303,10 @@ class TBDetectionMetric(BaseMetric):
             raise ValueError('TBDetectionMetric got no samples; is the test '
                              'dataloader empty?')
         names = self._class_names()
+        check_finite_scores(
+            [np.concatenate([r['scores'], r['bboxes'].ravel()])
+             for r in results], [r['img_path'] for r in results],
+            'TBDetectionMetric (scores, boxes)')
         coco_gt, img_ids, cat_ids = self._build_gt(results, names)
 
         dets = []

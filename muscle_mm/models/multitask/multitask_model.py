@@ -1,7 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import ContextManager, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -162,6 +162,15 @@ class MultiTaskModel(BaseModel):
                            f'model has tasks {self.task_names}.')
         self._active_task = name
 
+    def task_geometry(self, name: str) -> ContextManager:
+        """A ``with`` block in which ``backbone`` runs with task ``name``'s
+        convolution geometry, as ``forward`` runs it for the active task
+        (e.g. the lung task's dilated, output-stride-8 features)."""
+        if name not in self.tasks:
+            raise KeyError(f'MultiTaskModel: unknown task "{name}"; the '
+                           f'model has tasks {self.task_names}.')
+        return switched_geometry(self.backbone, self._geometry[name])
+
     def forward(self,
                 inputs: Union[torch.Tensor, list],
                 data_samples: Optional[list] = None,
@@ -171,7 +180,7 @@ class MultiTaskModel(BaseModel):
         task = self.tasks[name]
         data = task.data_preprocessor(
             dict(inputs=inputs, data_samples=data_samples), self.training)
-        with switched_geometry(self.backbone, self._geometry[name]):
+        with self.task_geometry(name):
             outputs = task(**data, mode=mode)
         if mode == 'loss':
             outputs = {f'{name}.{k}': v for k, v in outputs.items()}

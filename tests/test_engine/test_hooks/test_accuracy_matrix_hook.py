@@ -1,8 +1,6 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """AccuracyMatrixHook: the task x task-iterate scores of MUSCLE stage 2."""
 import json
-import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -11,11 +9,8 @@ from mmengine.runner import Runner
 
 from muscle_mm.engine.hooks import AccuracyMatrix
 
-# the tiny CL configs (toy datasets, 1/8-width ResNet) of test_cl_loop.py
-TESTS_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-from test_cl_loop import make_cfg  # noqa: E402
+# the tiny CL configs (toy datasets, 1/8-width ResNet) of tests/data
+from cl_toys import make_cfg
 
 
 def _cfg(repo_root, work_dir):

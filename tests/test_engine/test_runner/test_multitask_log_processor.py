@@ -3,16 +3,12 @@
 import glob
 import json
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.runner import Runner
 
-# the tiny CL configs (toy datasets, 1/8-width ResNet) of test_cl_loop.py
-TESTS_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-from test_cl_loop import make_cfg  # noqa: E402
+# the tiny CL configs (toy datasets, 1/8-width ResNet) of tests/data
+from cl_toys import make_cfg
 
 
 @pytest.mark.slow

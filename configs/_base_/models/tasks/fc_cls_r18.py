@@ -3,10 +3,7 @@
 # ResNet-18, global average pooling and one FC layer. Used by the Pneumonia
 # and MURA tasks (both two classes). In a MultiTaskModel the backbone below is
 # only the template the shared backbone is checked against.
-# The paper's constants are read from ../../xray_constants.py, not inherited,
-# so that a config can inherit a task model and a dataset config (which
-# inherits the constants) side by side; names starting with "__" do not
-# become config keys.
+# the paper's constants, read (not inherited): see ../../xray_constants.py
 from mmengine import Config as __Config
 
 __xray = __Config.fromfile('{{ fileDirname }}/../../xray_constants.py')

@@ -5,10 +5,7 @@
 # task (muscle_mm.models.multitask.conv_geometry). Heads sized as mmseg's
 # deeplabv3_r18-d8 configs; two classes (background, lung).
 _base_ = ['mmseg::_base_/models/deeplabv3_r50-d8.py']
-# The paper's constants are read from ../../xray_constants.py, not inherited,
-# so that a config can inherit a task model and a dataset config (which
-# inherits the constants) side by side; names starting with "__" do not
-# become config keys.
+# the paper's constants, read (not inherited): see ../../xray_constants.py
 from mmengine import Config as __Config
 
 __xray = __Config.fromfile('{{ fileDirname }}/../../xray_constants.py')

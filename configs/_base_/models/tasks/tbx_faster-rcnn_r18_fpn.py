@@ -2,10 +2,7 @@
 # Faster R-CNN + FPN config with a plain, undilated ResNet-18 and the two
 # TBX11K classes (active TB, latent TB).
 _base_ = ['mmdet::_base_/models/faster-rcnn_r50_fpn.py']
-# The paper's constants are read from ../../xray_constants.py, not inherited,
-# so that a config can inherit a task model and a dataset config (which
-# inherits the constants) side by side; names starting with "__" do not
-# become config keys.
+# the paper's constants, read (not inherited): see ../../xray_constants.py
 from mmengine import Config as __Config
 
 __xray = __Config.fromfile('{{ fileDirname }}/../../xray_constants.py')

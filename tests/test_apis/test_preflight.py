@@ -1,0 +1,221 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""``tools/run_muscle.py --preflight``: passes on sound inputs and names
+each injected fault (the demo data linked as data/, paper configs)."""
+import math
+import os.path as osp
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from collections import namedtuple
+from unittest import mock
+
+import pytest
+import torch
+
+from muscle_mm.apis.preflight import Preflight, iters_per_epoch, measure_step
+from muscle_mm.apis.study import MuscleStudy, StudySettings
+from muscle_mm.datasets.readers import TABLE1
+from muscle_mm.registry import MODELS
+from muscle_mm.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
+REPO = str(Path(__file__).resolve().parents[2])
+
+
+def link_data(tmp_path, demo_data_root, leave_out=(), copy=()):
+    """``data/`` of the current directory: one link per dataset of the demo
+    data (paper configs), ``data/demo`` (demo configs); ``copy`` makes real
+    copies one may damage, ``leave_out`` omits datasets."""
+    data = tmp_path / 'data'
+    data.mkdir()
+    (data / 'demo').symlink_to(demo_data_root, target_is_directory=True)
+    for key, info in TABLE1.items():
+        if key in leave_out:
+            continue
+        src = osp.join(demo_data_root, info['folder'])
+        if key in copy:
+            shutil.copytree(src, data / info['folder'])
+        else:
+            (data / info['folder']).symlink_to(src, target_is_directory=True)
+    return data
+
+
+def preflight(**settings):
+    study = MuscleStudy(
+        StudySettings(work_dir='work_dirs/muscle_paper', scale='paper',
+                      **settings),
+        log=lambda m: 0)
+    return Preflight(study, memory=False, log=lambda m: 0).run()
+
+
+def failures(checks):
+    return [(c.section, c.subject, c.detail) for c in checks if c.failed]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# ----------------------------------------------------------------- passes
+def split_count(root, folder, split):
+    with open(osp.join(root, folder, 'muscle_splits', f'{split}.txt')) as f:
+        return sum(1 for line in f if line.strip())
+
+
+@pytest.mark.slow
+def test_preflight_passes_on_demo_data_with_paper_configs(
+        in_tmp, demo_data_root):
+    link_data(in_tmp, demo_data_root)
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools/run_muscle.py'), '--scale', 'paper',
+        '--backbones', 'r18', '--gpus', '2', '--preflight', '--skip-memory'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    table = proc.stdout
+    assert table.rstrip().endswith(', 0 failed')
+    for section in ('data', 'config', 'init', 'schedule', 'disk'):
+        assert f'\n{section} ' in '\n' + table, section
+    assert 'made by stage 1' in table and 'made by stage 2' in table
+    # Eq. 1's period for 2 processes, by hand from the split files: each
+    # process gets ceil(n / 2) images, in batches of the dataset configs
+    # (pneumonia, mura 16, lung 8, tbx 4 keeping only images with boxes)
+    counts = dict(
+        pneumonia=split_count(demo_data_root, 'chest_xray', 'train'),
+        mura=split_count(demo_data_root, 'MURA-v1.1', 'train'),
+        lung=split_count(demo_data_root, 'Lung Segmentation', 'train'),
+        tbx=split_count(demo_data_root, 'TBX11K', 'train'))
+    batch = dict(pneumonia=16, mura=16, lung=8, tbx=4)
+    per_round = sum(
+        math.ceil(math.ceil(n / 2) / batch[t]) for t, n in counts.items())
+    line = next(ln for ln in table.splitlines()
+                if ln.startswith('schedule') and ' muscle_r18 ' in ln)
+    assert f'Eq. 1 T = {per_round};' in line
+    assert 'LR 0.01 x 2 = 0.02' in line
+
+
+def test_iters_per_epoch_matches_mmengine_sampler_on_each_rank():
+    from mmengine.dataset import DefaultSampler
+    for n in (1, 7, 64, 65, 101):
+        for world in (1, 2, 3, 8):
+            for batch in (1, 4, 16):
+                for drop_last in (False, True):
+                    with mock.patch('mmengine.dataset.sampler.get_dist_info',
+                                    return_value=(world - 1, world)):
+                        sampler = DefaultSampler(list(range(n)), seed=0)
+                    loader = torch.utils.data.DataLoader(
+                        list(range(n)),
+                        batch_size=batch,
+                        sampler=sampler,
+                        drop_last=drop_last)
+                    assert iters_per_epoch(n, batch, world,
+                                           drop_last) == len(loader)
+
+
+# ----------------------------------------------------------------- faults
+def test_missing_dataset(in_tmp, demo_data_root):
+    link_data(in_tmp, demo_data_root, leave_out=['mura'])
+    failed = failures(preflight(tasks=['mura'], inits=['scratch']))
+    assert ('data', 'mura',
+            f'{in_tmp}/data/MURA-v1.1 not found; docs/datasets.md says where '
+            'to get it and the layout it must have') in failed
+
+
+def test_missing_split_file(in_tmp, demo_data_root):
+    data = link_data(in_tmp, demo_data_root, copy=['lung_masks'])
+    missing = data / 'Lung Segmentation' / 'muscle_splits' / 'test.txt'
+    missing.unlink()
+    failed = failures(preflight(tasks=['lung'], inits=['scratch']))
+    data_fail = [f for f in failed if f[:2] == ('data', 'lung_masks/test')]
+    assert data_fail and f'split file {missing} not found' in data_fail[0][2]
+    assert 'make_splits.py' in data_fail[0][2]
+    # the run's config cannot build its test dataloader either
+    assert any(f[:2] == ('config', 'finetune/lung_r18_scratch')
+               for f in failed)
+
+
+def test_checkpoint_of_another_depth(in_tmp, demo_data_root):
+    link_data(in_tmp, demo_data_root)
+    r50 = MODELS.build(dict(type='mmpretrain.ResNet', depth=50))
+    path = in_tmp / 'resnet50_as_r18.pth'
+    torch.save(
+        dict(state_dict={f'backbone.{k}': v
+                         for k, v in r50.state_dict().items()}), path)
+    failed = failures(
+        preflight(
+            tasks=['pneumonia'], inits=['imagenet'],
+            imagenet=dict(r18=str(path))))
+    assert len(failed) == 1
+    section, subject, detail = failed[0]
+    assert (section, subject) == ('init',
+                                  'finetune/pneumonia_r18_imagenet <- imagenet')
+    assert f'{path} does not fit ResNet(depth=18)' in detail
+    assert 'another depth or architecture' in detail
+
+
+def test_missing_imagenet_file_given(in_tmp, demo_data_root):
+    link_data(in_tmp, demo_data_root)
+    failed = failures(
+        preflight(
+            tasks=['pneumonia'],
+            inits=['imagenet'],
+            imagenet=dict(r18='/nowhere/resnet18.pth')))
+    assert [f[:2] for f in failed] == [
+        ('init', 'finetune/pneumonia_r18_imagenet <- imagenet')
+    ]
+    assert 'ImageNet ResNet-18 weights not found at /nowhere/resnet18.pth' \
+        in failed[0][2]
+
+
+def test_period_that_disagrees_with_the_loop(in_tmp, demo_data_root,
+                                             monkeypatch):
+    link_data(in_tmp, demo_data_root)
+    edited = in_tmp / 'cl_r18_period.py'
+    edited.write_text(
+        f"_base_ = ['{REPO}/configs/muscle/cl_r18.py']\n"
+        'param_scheduler = dict(period=2544)  # counted by hand\n')
+    original = MuscleStudy.stage_config
+    monkeypatch.setattr(
+        MuscleStudy, 'stage_config', lambda self, name: str(edited)
+        if name == 'cl_r18' else original(self, name))
+    failed = failures(preflight(tasks=['pneumonia'], inits=['muscle']))
+    assert [f[:2] for f in failed] == [('schedule', 'muscle_r18')]
+    assert 'period=2544 iterations, but one round of this run is' in \
+        failed[0][2]
+    assert "Use period='round'" in failed[0][2]
+
+
+def test_full_disk(in_tmp, demo_data_root, monkeypatch):
+    link_data(in_tmp, demo_data_root)
+    usage = namedtuple('usage', 'total used free')
+    monkeypatch.setattr('muscle_mm.apis.preflight.shutil.disk_usage',
+                        lambda path: usage(2**20, 2**20 - 4096, 4096))
+    failed = failures(preflight(tasks=['pneumonia'], inits=['scratch']))
+    assert len(failed) == 1 and failed[0][0] == 'disk'
+    assert '0.00 GiB free' in failed[0][2]
+    assert 'choose another --work-dir' in failed[0][2]
+
+
+# ----------------------------------------------------------------- memory
+@pytest.mark.slow
+def test_memory_of_one_step_at_the_configured_batch(in_tmp, demo_data_root):
+    """Paper config (800x500, batch 16): the peak holds at least weights,
+    gradients and momentum; the demo CL step goes through every task."""
+    link_data(in_tmp, demo_data_root)
+    paper = measure_step(
+        osp.join(REPO, 'configs/muscle/finetune/pneumonia_r18_scratch.py'))
+    weights = 11.2e6 * 4
+    assert paper['batch'] == 16
+    assert (paper['device'] == 'CPU') is not torch.cuda.is_available()
+    assert paper['peak'] > 3 * weights
+    demo = measure_step(osp.join(REPO, 'configs/muscle/demo/cl_r18_demo.py'))
+    assert set(demo['tasks']) == {'pneumonia', 'mura', 'lung', 'tbx'}
+    assert demo['peak'] == max(demo['tasks'].values()) > 3 * weights
+    # a smaller image costs less: the paper step needs more than the demo's
+    assert paper['peak'] > demo['tasks']['pneumonia']

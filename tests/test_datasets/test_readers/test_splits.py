@@ -1,0 +1,135 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""The split policy (paper counts, groups, strata, seeds) and the
+``make_splits.py`` tool on demo data."""
+import importlib.util
+import json
+import os.path as osp
+import random
+import re
+import sys
+from pathlib import Path
+from collections import Counter
+
+import pytest
+
+from muscle_mm.datasets.readers import TABLE1
+from muscle_mm.datasets.readers.splits import grouped_split, largest_remainder
+from muscle_mm.testing import generate_demo_data
+
+REPO = str(Path(__file__).resolve().parents[3])
+
+
+def load_tool(rel):
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.basename(rel)[:-3], osp.join(REPO, rel))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(rel, argv, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', [rel] + argv)
+    return load_tool(rel).main()
+
+
+@pytest.mark.parametrize('key', ['pneumonia', 'mura', 'lung_masks', 'tbx11k'])
+def test_largest_remainder_gives_paper_counts_at_paper_size(key):
+    paper = TABLE1[key]['counts']
+    assert largest_remainder(sum(paper.values()), paper) == paper
+
+
+def test_largest_remainder_scales_and_sums_exactly():
+    lung = TABLE1['lung_masks']['counts']
+    # 704 public masks: 704 * 718 / 896 = 564.1, 704 * 89 / 896 = 69.9
+    assert largest_remainder(704, lung) == dict(train=564, val=70, test=70)
+    for total in (0, 1, 7, 108, 1001):
+        out = largest_remainder(total, TABLE1['mura']['counts'])
+        assert sum(out.values()) == total
+
+
+def synthetic(n, seed=0):
+    """``n`` images of patients with 1-4 images, two classes."""
+    rng, items, p = random.Random(seed), [], 0
+    while len(items) < n:
+        p += 1
+        cls = 'a' if rng.random() < 0.3 else 'b'
+        for j in range(min(n - len(items), rng.randint(1, 4))):
+            items.append((f'{cls}/p{p}_{j}.png', f'p{p}', cls))
+    return items
+
+
+def test_grouped_split_paper_counts_patients_and_strata():
+    items = synthetic(5856)
+    out = grouped_split(items, TABLE1['pneumonia']['counts'], seed=0)
+    assert {
+        k: len(v)
+        for k, v in out.items()
+    } == dict(
+        train=4686, val=585, test=585)
+    split_of = {p: s for s, paths in out.items() for p in paths}
+    assert sorted(split_of) == sorted(p for p, _, _ in items)
+    groups = {}
+    for path, group, _ in items:
+        assert groups.setdefault(group, split_of[path]) == split_of[path]
+    frac = {s: Counter(p[0] for p in out[s])['a'] / len(out[s]) for s in out}
+    overall = Counter(c for _, _, c in items)['a'] / len(items)
+    for s in out:
+        assert abs(frac[s] - overall) < 0.01, (s, frac, overall)
+
+
+def test_grouped_split_is_deterministic_per_seed():
+    items = synthetic(500)
+    paper = TABLE1['mura']['counts']
+    a = grouped_split(items, paper, seed=0)
+    assert a == grouped_split(list(reversed(items)), paper, seed=0)
+    assert a != grouped_split(items, paper, seed=1)
+
+
+def test_grouped_split_refuses_duplicates():
+    with pytest.raises(ValueError, match='duplicate'):
+        grouped_split([('x.png', 'a', 's')] * 2, dict(train=1, val=1, test=1))
+
+
+def test_make_splits_on_demo_prints_differences(tmp_path, capsys, monkeypatch):
+    generate_demo_data(
+        str(tmp_path),
+        seed=0,
+        datasets=['pneumonia', 'mura', 'lung_masks', 'tbx11k'])
+    tool = 'tools/dataset_converters/make_splits.py'
+    assert run_tool(tool, ['--data-root', str(tmp_path)], monkeypatch) == 0
+    out = capsys.readouterr().out
+    for key in ('pneumonia', 'mura', 'lung_masks', 'tbx11k'):
+        root = tmp_path / TABLE1[key]['folder'] / 'muscle_splits'
+        lines = {
+            s: (root / f'{s}.txt').read_text().split('\n')[:-1]
+            for s in ('train', 'val', 'test')
+        }
+        found = {s: len(v) for s, v in lines.items()}
+        for s, n in found.items():
+            paper = TABLE1[key]['counts'][s]
+            assert re.search(
+                rf'{s}\s+found\s+{n}\s+paper\s+{paper}\s+'
+                rf'difference {n - paper:+d}', out), (key, out)
+        # the paper's ratio applied to what the release holds
+        assert found == largest_remainder(
+            sum(found.values()), TABLE1[key]['counts'])
+    coco = json.loads(
+        (tmp_path / 'TBX11K/muscle_splits/test.json').read_text())
+    assert coco['info']['uncertain_tb'] == 'active'  # the default, recorded
+    before = (tmp_path / 'MURA-v1.1/muscle_splits/train.txt').read_text()
+    run_tool(
+        tool,
+        ['--data-root', str(tmp_path), '--datasets', 'mura'], monkeypatch)
+    assert 'kept' in capsys.readouterr().out
+    run_tool(tool, [
+        '--data-root',
+        str(tmp_path), '--datasets', 'mura', '--force', '--seed', '0'
+    ], monkeypatch)
+    after = (tmp_path / 'MURA-v1.1/muscle_splits/train.txt').read_text()
+    assert before == after
+
+
+def test_make_splits_reports_missing_folders(tmp_path, capsys, monkeypatch):
+    tool = 'tools/dataset_converters/make_splits.py'
+    assert run_tool(tool, ['--data-root', str(tmp_path)], monkeypatch) == 1
+    assert 'not found, skipped' in capsys.readouterr().out

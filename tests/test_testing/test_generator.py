@@ -1,0 +1,405 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+"""Tests for the synthetic demo datasets (layouts, determinism, signals)."""
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from muscle_mm import testing as demo
+
+phantoms = demo.phantoms
+SCALE = 0.3
+#: sha256 over every file (path and bytes) of generate_demo_data(root,
+#: seed=0, scale=0.3), computed with muscle_mm.datasets.demo before it moved
+#: to muscle_mm.testing (opencv-python 4.x PNG/JPEG encoders of this stack).
+DIGEST_BEFORE_MOVE = (
+    '2e5f4670210f19349bcde67f91d86bb0189d5da9a4b889bf0e0e78c9cb05e036')
+
+
+@pytest.fixture(scope='module')
+def demo_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('demo')
+    counts = demo.generate_demo_data(str(root), seed=0, scale=SCALE)
+    assert set(counts) == set(demo.DEMO_DATASETS)
+    assert all(n >= 4 for n in counts.values()), counts
+    return root
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob('*')):
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b'\0')
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def test_output_unchanged_by_the_move(demo_root):
+    """Byte for byte what the generator wrote before it moved to
+    muscle_mm.testing (and before names moved to muscle_mm.metainfo)."""
+    assert tree_digest(demo_root) == DIGEST_BEFORE_MOVE
+
+
+def test_import_needs_neither_torch_nor_openmmlab():
+    code = ('import sys, muscle_mm.testing; '
+            "print(sorted(m for m in ('torch', 'mmengine', 'mmcv') "
+            'if m in sys.modules))')
+    out = subprocess.run([sys.executable, '-c', code],
+                         check=True,
+                         capture_output=True,
+                         text=True).stdout
+    assert out.strip() == '[]'
+
+
+def read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return img
+
+
+def grey(path: Path) -> np.ndarray:
+    """Grey float image in [0, 1] whatever the bit depth/channels."""
+    img = read(path)
+    if img.ndim == 3:
+        assert (img[..., 0] == img[..., 1]).all()
+        img = img[..., 0]
+    return img.astype(np.float32) / np.iinfo(img.dtype).max
+
+
+def csv_rows(path: Path) -> list:
+    with open(path, newline='') as f:
+        return list(csv.reader(f))
+
+
+def test_dataset_folders(demo_root):
+    assert demo.DEMO_DATASETS['lung_masks'] == 'Lung Segmentation'
+    for key, folder in demo.DEMO_DATASETS.items():
+        marker = json.loads((demo_root / folder / '.complete').read_text())
+        assert marker['seed'] == 0 and marker['images'] > 0, key
+
+
+def test_nih_layout(demo_root):
+    root = demo_root / 'NIH-ChestXray14'
+    header = (root / 'Data_Entry_2017.csv').read_text().splitlines()[0]
+    assert header == (
+        'Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,'
+        'Patient Gender,View Position,OriginalImage[Width,Height],'
+        'OriginalImagePixelSpacing[x,y]')
+    rows = csv_rows(root / 'Data_Entry_2017.csv')[1:]
+    assert all(len(r) == 11 for r in rows)
+    names = {r[0] for r in rows}
+    for r in rows:
+        labels = r[1].split('|')
+        assert r[1] == 'No Finding' or set(labels) <= set(
+            demo.generator.NIH_FINDINGS)
+        assert r[0] == f'{int(r[3]):08d}_{int(r[2]):03d}.png'
+    found = {p.name: p for p in root.glob('images_*/images/*.png')}
+    assert set(found) == names
+    assert {p.parent.parent.name for p in found.values()} == {
+        'images_001', 'images_002'}
+    assert read(next(iter(found.values()))).dtype == np.uint8
+    train = (root / 'train_val_list.txt').read_text().split()
+    test = (root / 'test_list.txt').read_text().split()
+    assert set(train) | set(test) == names and not set(train) & set(test)
+    pid = {n: n.split('_')[0] for n in names}
+    assert not {pid[n] for n in train} & {pid[n] for n in test}
+
+
+def test_shenzhen_montgomery_layout(demo_root):
+    root = demo_root / 'ChinaSet_AllFiles'
+    pngs = sorted((root / 'CXR_png').glob('CHNCXR_*_[01].png'))
+    assert {p.stem[-1] for p in pngs} == {'0', '1'}
+    assert {read(p).ndim for p in pngs} == {2, 3}  # some RGB-saved grey
+    for p in pngs:
+        lines = (root / 'ClinicalReadings' / f'{p.stem}.txt').read_text()
+        sex_age, reading = lines.splitlines()
+        assert sex_age.split()[0] in ('male', 'female')
+        assert sex_age.endswith('yrs')
+        assert (reading == 'normal') == p.stem.endswith('_0')
+
+    root = demo_root / 'MontgomerySet'
+    pngs = sorted((root / 'CXR_png').glob('MCUCXR_*_[01].png'))
+    assert {p.stem[-1] for p in pngs} == {'0', '1'}
+    for p in pngs:
+        img = read(p)
+        assert img.dtype == np.uint16 and img.ndim == 2
+        assert 255 < img.max() <= 4095  # 12-bit in 16-bit PNG
+        masks = [read(root / 'ManualMask' / s / p.name)
+                 for s in ('leftMask', 'rightMask')]
+        for m in masks:
+            assert m.shape == img.shape and set(np.unique(m)) == {0, 255}
+        assert not (masks[0] & masks[1]).any()
+        assert (root / 'ClinicalReadings' / f'{p.stem}.txt').is_file()
+
+
+def test_indiana_layout(demo_root):
+    root = demo_root / 'IndianaCXR'
+    pngs = {p.stem for p in (root / 'NLMCXR_png').glob('CXR*_IM-*.png')}
+    assert 'CXR1_1_IM-0001-3001' in pngs
+    referenced = []
+    for xml in (root / 'NLMCXR_reports/ecgen-radiology').glob('*.xml'):
+        tree = ET.parse(xml).getroot()
+        assert tree.tag == 'eCitation'
+        labels = {a.get('Label') for a in tree.iter('AbstractText')}
+        assert {'FINDINGS', 'IMPRESSION'} <= labels
+        ids = [p.get('id') for p in tree.iter('parentImage')]
+        assert 1 <= len(ids) <= 2
+        assert all(i.startswith(f'CXR{xml.stem}_') for i in ids)
+        referenced += ids
+    assert sorted(referenced) == sorted(pngs)
+
+
+def test_boneage_layout(demo_root):
+    root = demo_root / 'RSNA-BoneAge'
+    rows = csv_rows(root / 'boneage-training-dataset.csv')
+    assert rows[0] == ['id', 'boneage', 'male']
+    dtypes = set()
+    for img_id, age, male in rows[1:]:
+        assert male in ('True', 'False') and 0 < int(age) <= 228
+        dtypes.add(read(root / f'boneage-training-dataset/{img_id}.png').dtype)
+    assert dtypes == {np.dtype(np.uint8), np.dtype(np.uint16)}
+
+
+def test_pneumonia_layout(demo_root):
+    root = demo_root / 'chest_xray/chest_xray'
+    for split in ('train', 'val', 'test'):
+        for cls in ('NORMAL', 'PNEUMONIA'):
+            files = list((root / split / cls).glob('*.jpeg'))
+            assert len(files) >= 2, (split, cls)
+            for f in files:
+                if cls == 'NORMAL':
+                    assert f.name.startswith(('IM-', 'NORMAL2-IM-'))
+                else:
+                    assert f.stem.split('_')[1] in ('bacteria', 'virus')
+            img = read(files[0])
+            assert img.dtype == np.uint8 and img.ndim == 2
+    patients = {
+        split: {f.stem.split('_')[0]
+                for f in (root / split / 'PNEUMONIA').glob('*.jpeg')}
+        for split in ('train', 'val', 'test')
+    }
+    assert not patients['train'] & patients['test']
+    persons = [f.stem.split('_')[0]
+               for f in (root / 'train/PNEUMONIA').glob('*.jpeg')]
+    assert len(set(persons)) < len(persons)  # several images per person
+
+
+def test_mura_layout(demo_root):
+    root = demo_root / 'MURA-v1.1'
+    for split in ('train', 'valid'):
+        parts = set()
+        paths = csv_rows(root / f'{split}_image_paths.csv')
+        studies = dict(csv_rows(root / f'{split}_labeled_studies.csv'))
+        assert all(len(p) == 1 for p in paths)
+        for (path, ) in paths:
+            assert path.startswith(f'MURA-v1.1/{split}/XR_')
+            assert (demo_root / path).is_file()  # relative to out_dir
+            study = path.rsplit('/', 1)[0] + '/'
+            assert studies[study] == str(int(study.endswith('_positive/')))
+            parts.add(path.split('/')[2])
+        assert set(studies.values()) == {'0', '1'}
+        assert len(parts) == min(len(studies), 7)
+    assert parts <= {f'XR_{p}' for p in phantoms.MURA_PARTS}
+
+
+def test_lung_masks_layout(demo_root):
+    root = demo_root / 'Lung Segmentation'
+    pngs = sorted((root / 'CXR_png').glob('*.png'))
+    assert {p.name[:6] for p in pngs} == {'CHNCXR', 'MCUCXR'}
+    n_masks = 0
+    for p in pngs:
+        suffix = '_mask' if p.name.startswith('CHNCXR') else ''
+        mask_path = root / 'masks' / f'{p.stem}{suffix}.png'
+        if not mask_path.exists():
+            continue
+        n_masks += 1
+        mask, img = read(mask_path), read(p)
+        assert mask.shape == img.shape[:2]
+        assert set(np.unique(mask)) == {0, 255}
+        assert 0.05 < (mask > 0).mean() < 0.6
+        # The mask is the dark lung field actually drawn in the image.
+        g = grey(p)
+        assert g[mask > 0].mean() < g[mask == 0].mean()
+    assert 0 < n_masks < len(pngs)
+    assert len(list((root / 'masks').iterdir())) == n_masks
+
+
+def test_tbx11k_layout(demo_root):
+    root = demo_root / 'TBX11K'
+    for split in ('train', 'val'):
+        coco = json.loads(
+            (root / f'annotations/json/TBX11K_{split}.json').read_text())
+        assert coco['categories'] == [
+            {'id': 1, 'name': 'ActiveTuberculosis'},
+            {'id': 2, 'name': 'ObsoletePulmonaryTuberculosis'},
+            {'id': 3, 'name': 'PulmonaryTuberculosis'},
+        ]
+        images = {im['id']: im for im in coco['images']}
+        assert {im['file_name'].split('/')[0]
+                for im in images.values()} == {'tb', 'health', 'sick'}
+        for im in images.values():
+            img = read(root / 'imgs' / im['file_name'])
+            assert img.shape == (im['height'], im['width'])
+        boxed = {a['image_id'] for a in coco['annotations']}
+        assert {images[i]['file_name'][:3] for i in boxed} == {'tb/'}
+        assert boxed == {i for i, im in images.items()
+                         if im['file_name'].startswith('tb/')}
+        for a in coco['annotations']:
+            x, y, w, h = a['bbox']
+            assert a['iscrowd'] == 0 and a['area'] == w * h > 0
+            assert x >= 0 and y >= 0 and x + w <= 256 and y + h <= 256
+        names = [im['file_name'] for im in coco['images']]
+        for lst in (f'TBX11K_{split}.txt', f'all_{split}.txt'):
+            assert (root / 'lists' / lst).read_text().split() == names
+
+
+def test_determinism_and_idempotency(demo_root, tmp_path):
+    keys = ['montgomery', 'tbx11k', 'pneumonia', 'indiana']
+    again = demo.generate_demo_data(str(tmp_path / 'a'), 0, SCALE, keys)
+    other = demo.generate_demo_data(str(tmp_path / 'b'), 1, SCALE, keys)
+    assert set(again) == set(keys)
+    mcu = sorted((demo_root / 'MontgomerySet/CXR_png').glob('*.png'))
+    files = [
+        f'MontgomerySet/CXR_png/{mcu[0].name}',
+        f'MontgomerySet/ManualMask/leftMask/{mcu[-1].name}',
+        'TBX11K/annotations/json/TBX11K_train.json',
+        'IndianaCXR/NLMCXR_reports/ecgen-radiology/1.xml',
+    ] + [str(p.relative_to(demo_root)) for p in sorted(
+        (demo_root / 'chest_xray/chest_xray/val').rglob('*.jpeg'))]
+    for rel in files:
+        ref = (demo_root / rel).read_bytes()
+        assert (tmp_path / 'a' / rel).read_bytes() == ref, rel
+    assert any((tmp_path / 'b' / rel).exists()
+               and (tmp_path / 'b' / rel).read_bytes() !=
+               (demo_root / rel).read_bytes() for rel in files)
+
+    # Second call: nothing rewritten, same counts.
+    probe = tmp_path / 'a' / files[0]
+    stamp = probe.stat().st_mtime_ns
+    assert demo.generate_demo_data(str(tmp_path / 'a'), 0, SCALE,
+                                   keys) == again
+    assert probe.stat().st_mtime_ns == stamp
+    # An interrupted folder (no marker) is redone; overwrite forces it.
+    (tmp_path / 'a/MontgomerySet/.complete').unlink()
+    probe.unlink()
+    demo.generate_demo_data(str(tmp_path / 'a'), 0, SCALE, ['montgomery'])
+    assert probe.read_bytes() == (demo_root / files[0]).read_bytes()
+    # Foreign (e.g. real) data is never touched.
+    real = tmp_path / 'c' / 'TBX11K'
+    real.mkdir(parents=True)
+    (real / 'real.txt').write_text('x')
+    with pytest.raises(FileExistsError):
+        demo.generate_demo_data(str(tmp_path / 'c'), datasets=['tbx11k'],
+                                overwrite=True)
+    with pytest.raises(ValueError):
+        demo.generate_demo_data(str(tmp_path / 'c'), datasets=['nope'])
+
+
+def test_pneumonia_signal(demo_root):
+    # Phantom level: opacities raise the density inside the lung masks.
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        chest = phantoms.chest_phantom(rng, 200, 240, pediatric=True)
+        before = chest.image[chest.lungs > 0].mean()
+        phantoms.add_blobs(chest, rng, 2, (0.09, 0.13), 0.5, 0.45)
+        assert chest.image[chest.lungs > 0].mean() > before + 0.02
+    # Dataset level, at 64x64: lung windows are brighter with pneumonia.
+    root = demo_root / 'chest_xray/chest_xray'
+
+    def lung_mean(path):
+        g = cv2.resize(grey(path), (64, 64), interpolation=cv2.INTER_AREA)
+        return g[20:44, 10:26].mean() + g[20:44, 38:54].mean() - g.mean()
+
+    means = {
+        cls: np.mean([lung_mean(p) for split in ('train', 'val', 'test')
+                      for p in (root / split / cls).glob('*.jpeg')])
+        for cls in ('NORMAL', 'PNEUMONIA')
+    }
+    assert means['PNEUMONIA'] > means['NORMAL'] + 0.02, means
+
+
+def test_tb_boxes_brighter(demo_root):
+    root = demo_root / 'TBX11K'
+    coco = json.loads(
+        (root / 'annotations/json/TBX11K_train.json').read_text())
+    files = {im['id']: im['file_name'] for im in coco['images']}
+    wins = []
+    for a in coco['annotations']:
+        g = grey(root / 'imgs' / files[a['image_id']])
+        x, y, w, h = a['bbox']
+        m = max(2, max(w, h) // 2)
+        ring = g[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
+        inside = g[y:y + h, x:x + w]
+        ring_mean = (ring.sum() - inside.sum()) / (ring.size - inside.size)
+        wins.append(inside.mean() > ring_mean)
+    assert len(wins) >= 4 and np.mean(wins) >= 0.75, wins
+
+
+def test_bone_age_and_mura_signals():
+    rng = np.random.default_rng(0)
+    # Older hands are larger (more bone pixels) - bone age is learnable.
+    area = [(phantoms.hand_phantom(rng, 256, 208, age, True) > 0.5).mean()
+            for age in (12, 60, 120, 200)]
+    assert area == sorted(area), area
+    # Implants add saturated metal; fractures change the bone outline.
+    normal = phantoms.limb_phantom(np.random.default_rng(1), 256, 200,
+                                   'FOREARM')
+    metal = phantoms.limb_phantom(np.random.default_rng(1), 256, 200,
+                                  'FOREARM', 'implant')
+    broken = phantoms.limb_phantom(np.random.default_rng(1), 256, 200,
+                                   'FOREARM', 'fracture')
+    assert (metal >= 1).sum() > (normal >= 1).sum() + 50
+    assert np.abs(broken - normal).max() > 0.3
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def test_concurrent_generators_leave_one_complete_folder(demo_root, tmp_path):
+    """Two generators started together (two study runs on a fresh clone):
+    both succeed and the folder is whole and identical to a single run's;
+    no temporary folder is left behind."""
+    repo = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, str(repo / 'tools/misc/generate_demo_data.py'),
+           '--out', str(tmp_path), '--scale', str(SCALE),
+           '--datasets', 'mura', 'pneumonia']
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for _ in range(3)]
+    for p in procs:
+        out = p.communicate(timeout=300)[0].decode()
+        assert p.returncode == 0, out
+    for folder in ('MURA-v1.1', 'chest_xray'):
+        assert _tree(tmp_path / folder) == _tree(demo_root / folder), folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'MURA-v1.1', 'chest_xray']
+
+
+def test_an_interrupted_generation_is_never_taken_as_complete(
+        tmp_path, monkeypatch):
+    """Killed halfway (here: the encoder fails on the 10th image), nothing
+    appears under the dataset's name; the next run writes it whole."""
+    real, calls = cv2.imencode, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, 'imencode', failing)
+    with pytest.raises(KeyboardInterrupt):
+        demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])
+    assert not (tmp_path / 'MURA-v1.1').exists()
+    monkeypatch.setattr(cv2, 'imencode', real)
+    n = demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])['mura']
+    images = list((tmp_path / 'MURA-v1.1').rglob('*.png'))
+    assert n == len(images) > 10
