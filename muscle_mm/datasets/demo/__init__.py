@@ -7,6 +7,7 @@ paediatric pneumonia, MURA, the Kaggle lung masks and TBX11K, so pipelines
 and configs can run end to end without the real downloads. Pure numpy/cv2:
 importable before mmcv/mmengine are installed.
 """
-from .generator import DEMO_DATASETS, generate_demo_data
+from .generator import (DEMO_DATASETS, DEMO_SPLIT_PROPORTIONS,
+                        generate_demo_data)
 
-__all__ = ['DEMO_DATASETS', 'generate_demo_data']
+__all__ = ['DEMO_DATASETS', 'DEMO_SPLIT_PROPORTIONS', 'generate_demo_data']
