@@ -515,7 +515,7 @@ def _write_mura(w: _Writer, rng: np.random.Generator, scale: float) -> None:
                 positive = (i + i // len(MURA_PARTS)) % 2
                 label = 'positive' if positive else 'negative'
                 ab = (None if not positive else
-                      ('fracture' if rng.random() < 0.7 else 'implant'))
+                      ('fracture' if rng.random() < 0.5 else 'implant'))
                 sdir = (f'{split}/XR_{part}/patient{patient:05d}/'
                         f'study{study}_{label}/')
                 for j in range(int(rng.integers(1, 4))):
