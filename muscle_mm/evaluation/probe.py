@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
 
 from muscle_mm.registry import DATASETS, MODELS
 from muscle_mm.utils.checkpoint import QUERY_PREFIX, extract_backbone
@@ -135,36 +136,46 @@ def probe_backbones(model_cfg: Mapping,
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)
-    try:
-        pre = model_cfg['data_preprocessor']
-        dev = torch.device(device)
-        mean = torch.tensor(
-            pre['mean'], dtype=torch.float32, device=dev).view(1, -1, 1, 1)
-        std = torch.tensor(
-            pre['std'], dtype=torch.float32, device=dev).view(1, -1, 1, 1)
-        train_set, _ = load_split(task, 'train_dataloader')
-        # val and test may be the same split (test_dataloader = val_...)
-        evals, seen = [], set()
-        for name in ('val_dataloader', 'test_dataloader'):
-            if name in task:
-                dataset, split = load_split(task, name)
-                if split not in seen:
-                    seen.add(split)
-                    evals.append((dataset, split))
-        scores = {}
-        for row, checkpoint in checkpoints.items():
-            backbone = load_backbone(model_cfg['backbone'], checkpoint,
-                                     seed).to(dev)
-            train = features(backbone, train_set, mean, std, batch_size)
-            parts = [
-                features(backbone, d, mean, std, batch_size)
-                for d, _ in evals
-            ]
-            held_out = (np.concatenate([p[0] for p in parts]),
-                        np.concatenate([p[1] for p in parts]))
-            scores[row] = probe_scores(train, held_out, k, folds, seed)
-    finally:
-        logger.setLevel(level)
+    # the task configs name muscle_mm's transforms without a scope
+    with DefaultScope.overwrite_default_scope('muscle_mm'):
+        try:
+            return _probe(model_cfg, task, checkpoints, k, folds, seed,
+                          batch_size, device)
+        finally:
+            logger.setLevel(level)
+
+
+def _probe(model_cfg: Mapping, task: Config,
+           checkpoints: Mapping[str, Optional[str]], k: int, folds: int,
+           seed: int, batch_size: int, device: str) -> Dict[str, object]:
+    """:func:`probe_backbones` without its logging and scope set-up."""
+    pre = model_cfg['data_preprocessor']
+    dev = torch.device(device)
+    mean = torch.tensor(
+        pre['mean'], dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(
+        pre['std'], dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+    train_set, _ = load_split(task, 'train_dataloader')
+    # val and test may be the same split (test_dataloader = val_...)
+    evals, seen = [], set()
+    for name in ('val_dataloader', 'test_dataloader'):
+        if name in task:
+            dataset, split = load_split(task, name)
+            if split not in seen:
+                seen.add(split)
+                evals.append((dataset, split))
+    scores = {}
+    for row, checkpoint in checkpoints.items():
+        backbone = load_backbone(model_cfg['backbone'], checkpoint,
+                                 seed).to(dev)
+        train = features(backbone, train_set, mean, std, batch_size)
+        parts = [
+            features(backbone, d, mean, std, batch_size)
+            for d, _ in evals
+        ]
+        held_out = (np.concatenate([p[0] for p in parts]),
+                    np.concatenate([p[1] for p in parts]))
+        scores[row] = probe_scores(train, held_out, k, folds, seed)
     return dict(
         scores=scores,
         n_train=len(train_set),

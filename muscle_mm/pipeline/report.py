@@ -46,6 +46,7 @@ def task_baselines(results: Mapping) -> Dict[str, dict]:
     """``{task: trivial-baseline metrics}`` on each task's test split, read
     through the config of one of its fine-tuned models."""
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
 
     from muscle_mm.registry import DATASETS
     out = {}
@@ -53,7 +54,9 @@ def task_baselines(results: Mapping) -> Dict[str, dict]:
         for by_init in by_bb.values():
             for stage in by_init.values():
                 cfg = Config.fromfile(stage['config'])
-                dataset = DATASETS.build(cfg.test_dataloader.dataset)
+                with DefaultScope.overwrite_default_scope(
+                        cfg.get('default_scope', 'muscle_mm')):
+                    dataset = DATASETS.build(cfg.test_dataloader.dataset)
                 out[task] = test_split_baseline(task, dataset)
                 break
             if task in out:
