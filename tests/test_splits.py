@@ -134,8 +134,9 @@ def test_make_splits_demo_proportions(tmp_path, capsys, monkeypatch):
     is test data, both classes of Pneumonia in it, recorded in info.json."""
     from muscle_mm.datasets.demo import DEMO_SPLIT_PROPORTIONS
     generate_demo_data(str(tmp_path), seed=0, datasets=['pneumonia', 'mura'])
-    weights = [str(DEMO_SPLIT_PROPORTIONS[s]) for s in ('train', 'val',
-                                                         'test')]
+    weights = [
+        str(DEMO_SPLIT_PROPORTIONS[s]) for s in ('train', 'val', 'test')
+    ]
     assert weights == ['40', '10', '50']
     tool = 'tools/dataset_converters/make_splits.py'
     assert run_tool(tool, ['--data-root', str(tmp_path), '--proportions',

@@ -30,7 +30,9 @@ PRETRAIN_NAMES = {
     'muscle-minus': 'MUSCLE--',
     'muscle': 'MUSCLE',
 }
-PRETRAIN_ORDER = ['Trivial baseline', 'Scratch', 'ImageNet', 'MD-MoCo', 'MUSCLE--', 'MUSCLE']
+PRETRAIN_ORDER = [
+    'Trivial baseline', 'Scratch', 'ImageNet', 'MD-MoCo', 'MUSCLE--', 'MUSCLE'
+]
 TABLE2_TASKS = {'pneumonia': 'Pneumonia', 'mura': 'MURA'}
 
 

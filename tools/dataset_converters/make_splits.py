@@ -16,7 +16,8 @@ Splits are patient-aware (Pneumonia, MURA), stratified, and deterministic
 for a seed. The paper's counts (MUSCLE Table 1) are the targets, scaled to
 what the release holds (or ``--proportions TRAIN VAL TEST``: the demo study
 uses 40 10 50, so that its small test splits still give a narrow AUC CI);
-found vs paper counts are printed, with the difference, never faked. Existing split files are kept unless ``--force``.
+found vs paper counts are printed, with the difference, never faked.
+Existing split files are kept unless ``--force``.
 """
 import argparse
 import json
