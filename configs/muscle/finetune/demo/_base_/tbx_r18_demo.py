@@ -22,7 +22,14 @@ optim_wrapper = dict(
 # the task model's init_cfg=None (stage 2's shared backbone brings the
 # weights) becomes an empty dict the initialisations merge into, as in
 # ../../_base_/tbx_r18.py
-model = dict(backbone=dict(init_cfg=dict(_delete_=True)))
+# 50 proposals / 32 sampled RoIs (the stage-2 demo's 100 / 64 halved): a
+# demo image holds 1-3 lesions, and the 10 epochs cost less
+model = dict(
+    backbone=dict(init_cfg=dict(_delete_=True)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=100, max_per_img=50),
+        rcnn=dict(sampler=dict(num=32))),
+    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50)))
 # mmdet's 1x shape shrunk: 10-iteration warm-up, x0.1 at 80%
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),
