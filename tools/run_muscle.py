@@ -88,7 +88,8 @@ def main() -> None:
         # a second run on the same folders, a missing weight file: the
         # message says it all, a traceback would only hide it
         raise SystemExit(f'run_muscle: {e}')
-    build_report(study.work_dir, results)
+    build_report(study.work_dir, results, probe=study.probe_inputs(),
+                 demo=scale == 'demo')
 
 
 if __name__ == '__main__':

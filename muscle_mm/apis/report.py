@@ -1,19 +1,122 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
-"""The study's report: Tables 2/3, ROC curves (Fig. 2), segmentation
-overlays (Fig. 3) and the stage-2 forgetting matrix, from the stage folders
-that :class:`~muscle_mm.apis.MuscleStudy` wrote."""
+"""The study's report: Tables 2/3 with each task's trivial baseline, ROC
+curves (Fig. 2), segmentation overlays (Fig. 3), the stage-2 forgetting
+matrix and the kNN/linear probe of the pre-trained backbones, from the stage
+folders that :class:`~muscle_mm.apis.MuscleStudy` wrote."""
+import json
+import math
 import os
 import os.path as osp
 import shutil
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import cv2
 import numpy as np
 
+from muscle_mm.evaluation.baselines import (BASELINE_NAMES, SEG_MARGIN,
+                                            baseline_failures,
+                                            test_split_baseline)
 from muscle_mm.evaluation.tables import (build_table2, build_table3,
                                          to_markdown, write_tables)
 from muscle_mm.metainfo import CLS_TASKS, INIT_NAMES, TABLE3_TASKS, TASK_TITLES
 from muscle_mm.visualization import plot_roc_curves, plot_seg_overlays
+
+#: Printed under the demo's tables (issue 13).
+DEMO_NOTE = (
+    'Demo data are synthetic miniatures: these figures show that the '
+    'pipeline learns (each model against the trivial baseline of its test '
+    'split), not the paper\'s claim; the order of the initialisations is '
+    'reported as this run gave it.')
+
+
+def task_baselines(results: Mapping) -> Dict[str, dict]:
+    """``{task: trivial-baseline metrics}`` on each task's test split, read
+    through the config of one of its fine-tuned models."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from muscle_mm.registry import DATASETS
+    out = {}
+    for task, by_bb in results.items():
+        for by_init in by_bb.values():
+            for stage in by_init.values():
+                cfg = Config.fromfile(stage['config'])
+                with DefaultScope.overwrite_default_scope(
+                        cfg.get('default_scope', 'muscle_mm')):
+                    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+                out[task] = test_split_baseline(task, dataset)
+                break
+            if task in out:
+                break
+    return out
+
+
+#: What "beats the baseline" asks of each task (``baseline_failures``).
+MARGIN_WORDS = dict(
+    pneumonia='by more than its 95% CI (AUC and accuracy)',
+    mura='by more than its 95% CI (AUC and accuracy)',
+    lung=f'by more than {SEG_MARGIN:.0f} points of Dice and mIoU (no CI is '
+    'computed for them)',
+    tbx='(mAP above 0)')
+
+
+def _baseline_notes(results: Mapping, baselines: Mapping,
+                    tasks) -> List[str]:
+    """What each baseline is, and which models fail to beat it."""
+    lines = []
+    for task in tasks:
+        if task not in baselines:
+            continue
+        failures = [
+            f'{INIT_NAMES.get(init, init)} ({bb}): {why}'
+            for bb, by_init in results[task].items()
+            for init, out in by_init.items()
+            for why in baseline_failures(task, out['metrics'],
+                                         baselines[task])
+        ]
+        verdict = (f'every model beats it {MARGIN_WORDS[task]}.'
+                   if not failures else 'NOT beaten: ' + '; '.join(failures))
+        lines.append(f'Trivial baseline of {TASK_TITLES[task]}: '
+                     f'{BASELINE_NAMES[task]} on its test split; {verdict}')
+    return lines
+
+
+def probe_table(probe: Mapping) -> Tuple[str, dict]:
+    """kNN/linear probes of the study's backbones against random init.
+
+    Args:
+        probe: ``config`` (stage-1 config: backbone, mean/std),
+            ``backbones`` ({row: backbone file, None for the random
+            init}) and ``tasks`` ({task: dataset config}).
+
+    Returns:
+        The Markdown table and the raw scores ({task: probe output}).
+    """
+    from mmengine.config import Config
+
+    from muscle_mm.evaluation.probe import PROBE_KEYS, probe_backbones
+    model = Config.fromfile(probe['config']).model
+    raw, rows = {}, []
+    for task, task_config in probe['tasks'].items():
+        out = probe_backbones(model, Config.fromfile(task_config),
+                              probe['backbones'])
+        raw[task] = out
+        for name, scores in out['scores'].items():
+            rows.append(f'| {TASK_TITLES.get(task, task)} | {name} | ' +
+                        ' | '.join(f'{100 * scores[k]:.1f}'
+                                   for k in PROBE_KEYS) + ' |')
+    folds = next(iter(raw.values()))['folds'] if raw else 5
+    lines = [
+        '**Probe of the frozen backbones (accuracy, %)**', '',
+        '| Task | Backbone | ' + ' | '.join(PROBE_KEYS) + ' |',
+        '|' + '|'.join(['---'] * (2 + len(PROBE_KEYS))) + '|', *rows, '',
+        'kNN (k=5, cosine) and linear (logistic regression) probes on the '
+        'pooled last-stage features, fitted on the train split and scored on '
+        f'val+test; CV: stratified {folds}-fold over all images. The same '
+        'architecture at its random (Kaiming) initialisation is the '
+        'reference.'
+    ]
+    return '\n'.join(lines) + '\n', raw
 
 
 def predict_segmentation(config: str, checkpoint: str,
@@ -57,7 +160,9 @@ def predict_segmentation(config: str, checkpoint: str,
 def build_report(work_dir: str,
                  results: Mapping,
                  num_overlays: int = 4,
-                 log=print) -> Dict[str, str]:
+                 log=print,
+                 probe: Optional[Mapping] = None,
+                 demo: bool = False) -> Dict[str, str]:
     """Write the paper's tables and figures under ``work_dir/report``.
 
     Args:
@@ -65,6 +170,8 @@ def build_report(work_dir: str,
         results: ``{task: {backbone: {init: stage3 outputs}}}`` as returned
             by :meth:`MuscleStudy.run`.
         num_overlays: Test images shown in the segmentation figure.
+        probe: What :func:`probe_table` probes (``probe.md``), or None.
+        demo: Print :data:`DEMO_NOTE` under the tables.
 
     Returns:
         dict: Name -> path of every file written.
@@ -81,7 +188,19 @@ def build_report(work_dir: str,
         }
         for task, by_bb in results.items()
     }
-    for name, paths in write_tables(metrics, report_dir).items():
+    baselines = task_baselines(results)
+    for task, by_bb in metrics.items():
+        for by_init in by_bb.values():
+            by_init['baseline'] = baselines[task]
+    _write_json(osp.join(report_dir, 'baselines.json'), baselines)
+    written['baselines.json'] = osp.join(report_dir, 'baselines.json')
+    notes = {
+        name: _baseline_notes(results, baselines, tasks) +
+        ([DEMO_NOTE] if demo else [])
+        for name, tasks in (('table2', CLS_TASKS), ('table3', TABLE3_TASKS))
+    }
+    for name, paths in write_tables(metrics, report_dir,
+                                    notes=notes).items():
         written.update({f'{name}.{ext}': p for ext, p in paths.items()})
 
     for task in CLS_TASKS:
@@ -114,11 +233,41 @@ def build_report(work_dir: str,
                 dst = osp.join(report_dir, f'forgetting_{stage}.{ext}')
                 shutil.copyfile(src, dst)
                 written[f'forgetting_{stage}.{ext}'] = dst
+    if probe:
+        text, raw = probe_table(probe)
+        for name, content in (('probe.md', text), ('probe.json', raw)):
+            path = osp.join(report_dir, name)
+            if name.endswith('.json'):
+                _write_json(path, raw)
+            else:
+                with open(path, 'w') as f:
+                    f.write(content)
+            written[name] = path
     if any(t in metrics for t in CLS_TASKS):
-        log('\n' + to_markdown(build_table2(metrics)))
+        log('\n' + to_markdown(
+            build_table2(metrics)._replace(notes=notes['table2'])))
     if any(t in metrics for t in TABLE3_TASKS):
-        log('\n' + to_markdown(build_table3(metrics)))
+        log('\n' + to_markdown(
+            build_table3(metrics)._replace(notes=notes['table3'])))
+    if probe:
+        log('\n' + text)
     log(f'\nReport written to {report_dir}:')
     for name in sorted(written):
         log(f'  {written[name]}')
     return written
+
+
+def _write_json(path: str, obj) -> None:
+    """JSON with NaN written as null."""
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, float) and math.isnan(x):
+            return None
+        return x
+
+    with open(path, 'w') as f:
+        json.dump(clean(obj), f, indent=2)

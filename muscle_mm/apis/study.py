@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from muscle_mm.metainfo import (CLS_TASKS, INITS, STAGE_BACKBONES,
+from muscle_mm.metainfo import (CLS_TASKS, INIT_NAMES, INITS, STAGE_BACKBONES,
                                 STAGE_CONFIGS, TASKS)
 from muscle_mm.utils.fileio import atomic_write
 from muscle_mm.utils.process import FolderLock, run_logged
@@ -223,13 +223,16 @@ class MuscleStudy:
             return
 
         def body(stage_dir):
-            from muscle_mm.testing import generate_demo_data
+            from muscle_mm.testing import (DEMO_SPLIT_PROPORTIONS,
+                                           generate_demo_data)
             root = self.data_root
             counts = generate_demo_data(root)
             self._run([
                 sys.executable,
                 self.tool('dataset_converters/make_splits.py'), '--data-root',
-                root
+                root, '--proportions',
+                *(str(DEMO_SPLIT_PROPORTIONS[s])
+                  for s in ('train', 'val', 'test'))
             ], osp.join(stage_dir, 'stage.log'))
             return dict(data_root=root, images=counts)
 
@@ -334,6 +337,33 @@ class MuscleStudy:
                                    None if init == 'scratch' else init,
                                    files[init], task))
         return runs
+
+    def probe_inputs(self, backbone: str = 'r18') -> Optional[dict]:
+        """What the report's backbone probe compares (demo scale only; at
+        paper scale run ``tools/analysis_tools/knn_probe.py`` by hand): the
+        random init and every stage backbone this study wrote, on the
+        classification tasks of the demo data. None when there is none."""
+        if self.s.scale != 'demo':
+            return None
+        from muscle_mm.evaluation.probe import RANDOM_INIT
+        names = {
+            init: f'{INIT_NAMES[init]} (stage {1 if init == "mdmoco" else 2})'
+            for init in STAGE_BACKBONES
+        }
+        files = {
+            name: self.backbone_file(backbone, init)
+            for init, name in names.items()
+            if osp.isfile(self.backbone_file(backbone, init))
+        }
+        if not files:
+            return None
+        return dict(
+            config=self.stage_config(f'mdmoco_{backbone}'),
+            backbones={RANDOM_INIT: None, **files},
+            tasks={
+                t: get_config_path(f'_base_/datasets/demo/{t}.py')
+                for t in CLS_TASKS
+            })
 
     def check_imagenet_files(self) -> None:
         """Stop, naming the file, when a given ImageNet weight file is

@@ -7,7 +7,9 @@ without their prefix (``'binary/auc'`` or ``'auc'``), in percent. Task keys
 are ``pneumonia``, ``mura`` (Table 2), ``lung`` and ``tbx`` (Table 3), in any
 case; backbones such as ``r18`` / ``resnet50`` print as ``ResNet-18``; the
 pre-training keys of :data:`muscle_mm.metainfo.INITS` (also ``muscle--`` and
-``md-moco``) print and sort as in the paper. A missing figure prints as ``-``.
+``md-moco``) print and sort as in the paper; ``baseline`` (the trivial
+predictor of :mod:`muscle_mm.evaluation.baselines`) prints first, as
+``Trivial baseline``. A missing figure prints as ``-``.
 """
 import csv
 import json
@@ -22,12 +24,13 @@ from muscle_mm.metainfo import CLS_TASKS, INIT_NAMES, INITS, TASK_TITLES
 # display name of each known pre-training key (``muscle_mm.metainfo.INITS``,
 # ``_`` read as ``-``) and of the spellings the paper's text uses
 PRETRAIN_NAMES = {
+    'baseline': 'Trivial baseline',
     **{key.replace('_', '-'): name
        for key, name in INIT_NAMES.items()},
     'md-moco': INIT_NAMES['mdmoco'],
     'muscle--': INIT_NAMES['muscle_minus'],
 }
-PRETRAIN_ORDER = [INIT_NAMES[key] for key in INITS]
+PRETRAIN_ORDER = ['Trivial baseline'] + [INIT_NAMES[key] for key in INITS]
 TABLE2_TASKS = {task: TASK_TITLES[task] for task in CLS_TASKS}
 
 
@@ -35,13 +38,14 @@ class Table(NamedTuple):
     """A table: ``rows`` of printed cells, ``records`` of raw numbers.
 
     ``group_columns`` leading columns are blanked in Markdown when they repeat
-    the row above, as the paper prints them.
+    the row above, as the paper prints them; ``notes`` are printed below it.
     """
     title: str
     columns: List[str]
     rows: List[List[str]]
     records: List[dict]
     group_columns: int
+    notes: Sequence[str] = ()
 
 
 def _is_missing(value) -> bool:
@@ -196,6 +200,8 @@ def to_markdown(table: Table) -> str:
                 shown[i] = ''
         previous = row
         lines.append('| ' + ' | '.join(shown) + ' |')
+    if table.notes:
+        lines += [''] + list(table.notes)
     return '\n'.join(lines) + '\n'
 
 
@@ -214,7 +220,11 @@ def write_table(table: Table, out_prefix: str) -> Dict[str, str]:
         writer.writerows(table.rows)
     with open(paths['json'], 'w') as f:
         json.dump(
-            dict(title=table.title, columns=table.columns, rows=table.records),
+            dict(
+                title=table.title,
+                columns=table.columns,
+                rows=table.records,
+                notes=list(table.notes)),
             f,
             indent=2)
     return paths
@@ -222,11 +232,21 @@ def write_table(table: Table, out_prefix: str) -> Dict[str, str]:
 
 def write_tables(results: Mapping,
                  out_dir: str,
-                 digits: int = 2) -> Dict[str, Dict[str, str]]:
+                 digits: int = 2,
+                 notes: Optional[Mapping[str, Sequence[str]]] = None
+                 ) -> Dict[str, Dict[str, str]]:
     """Write Table 2 and Table 3 under ``out_dir`` as ``table2.*`` and
-    ``table3.*``; return ``{'table2': {'md': path, ...}, 'table3': ...}``."""
-    return dict(
-        table2=write_table(
-            build_table2(results, digits), osp.join(out_dir, 'table2')),
-        table3=write_table(
-            build_table3(results, digits), osp.join(out_dir, 'table3')))
+    ``table3.*``; return ``{'table2': {'md': path, ...}, 'table3': ...}``.
+
+    ``notes`` (``{'table2': [lines], 'table3': [lines]}``) are printed
+    below each table."""
+    notes = notes or {}
+    tables = dict(
+        table2=build_table2(results, digits),
+        table3=build_table3(results, digits))
+    return {
+        name: write_table(
+            table._replace(notes=tuple(notes.get(name, ()))),
+            osp.join(out_dir, name))
+        for name, table in tables.items()
+    }

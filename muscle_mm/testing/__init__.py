@@ -9,6 +9,7 @@ and configs can run end to end without the real downloads. numpy and cv2
 only: ``import muscle_mm.testing`` works before torch and the OpenMMLab stack
 are installed.
 """
-from .generator import DEMO_DATASETS, generate_demo_data
+from .generator import (DEMO_DATASETS, DEMO_SPLIT_PROPORTIONS,
+                        generate_demo_data)
 
-__all__ = ['DEMO_DATASETS', 'generate_demo_data']
+__all__ = ['DEMO_DATASETS', 'DEMO_SPLIT_PROPORTIONS', 'generate_demo_data']

@@ -459,11 +459,13 @@ def skeleton_density(rng: np.random.Generator,
         cv2.line(soft, _pt(p0), _pt(p1), 1., max(2, int(bw * 2.6)))
         d = (p1 - p0) / max(1e-6, np.linalg.norm(p1 - p0))
         if i == fracture:
+            # displaced and angulated enough to survive the demo's 128x80
+            # input (issue 13: a subtler break left MURA at chance)
             t = rng.uniform(0.35, 0.65)
-            gap = max(2., 0.25 * bw)
+            gap = max(3., 0.6 * bw)
             pm = p0 + (p1 - p0) * t
-            shift = np.array([-d[1], d[0]]) * bw * rng.uniform(0.25, 0.5)
-            a = np.radians(rng.uniform(-15, 15))
+            shift = np.array([-d[1], d[0]]) * bw * rng.uniform(0.6, 1.0)
+            a = np.radians(rng.choice([-1, 1]) * rng.uniform(12, 25))
             ra = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
             q0 = pm + d * gap + shift
             segments += [(p0, pm - d * gap, bw), (q0, q0 + ra @ (p1 - pm), bw)]

@@ -128,25 +128,50 @@ def test_second_study_stops_children_die_and_a_rerun_resumes(
 
 
 @pytest.mark.slow
-def test_demo_study_one_task_end_to_end(tmp_path):
-    """Data, fine-tune + test, and the report for one task and one init."""
+def test_demo_study_beats_trivial_baselines(tmp_path):
+    """Data, fine-tune + test of every task from Scratch, and the report:
+    each model beats its test split's trivial baseline by more than its CI
+    (issue 13), TB detection finds lesions (mAP > 0), and the report prints
+    the baselines beside the tables."""
+    from muscle_mm.evaluation.baselines import baseline_failures
     from muscle_mm.apis import build_report
     from muscle_mm.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
     study = MuscleStudy(
-        StudySettings(
-            work_dir=str(tmp_path), tasks=['pneumonia'], inits=['scratch']),
+        StudySettings(work_dir=str(tmp_path), inits=['scratch']),
         log=lambda m: 0)
     results = study.run()
-    metrics = results['pneumonia']['r18']['scratch']['metrics']
-    for key in ('accuracy', 'sensitivity', 'specificity', 'auc',
-                'auc_ci_low', 'auc_ci_high'):
-        assert 0 <= metrics[f'binary/{key}'] <= 100
+    metrics = {t: results[t]['r18']['scratch']['metrics']
+               for t in ('pneumonia', 'mura', 'lung', 'tbx')}
+    for task in ('pneumonia', 'mura'):
+        m = metrics[task]
+        for key in ('accuracy', 'sensitivity', 'specificity', 'auc'):
+            assert 0 <= m[f'binary/{key}'] <= 100
+        # both classes in the test split, and an AUC CI under 20 points
+        assert m['binary/auc_ci_high'] - m['binary/auc_ci_low'] < 20, m
+        # neither at ceiling nor at floor after the demo's budget
+        assert 60 < m['binary/auc'] < 100, (task, m)
+    assert metrics['tbx']['tbx/mAP'] > 0, metrics['tbx']
     roc = json.loads((tmp_path / 'finetune' / 'pneumonia_r18_scratch' /
                       'roc.json').read_text())
     assert roc['fpr'][0] == 0 and roc['tpr'][-1] == 1
-    written = build_report(str(tmp_path), results, log=lambda m: 0)
-    table = (tmp_path / 'report' / 'table2.md').read_text()
-    assert '| Pneumonia | ResNet-18 | Scratch |' in table
+
+    written = build_report(str(tmp_path), results, log=lambda m: 0,
+                           demo=True)
+    baselines = json.loads(
+        (tmp_path / 'report' / 'baselines.json').read_text())
+    for task, m in metrics.items():
+        assert baseline_failures(task, m, baselines[task]) == [], task
+    n = baselines['pneumonia']
+    assert n['num_positive'] > 0 and n['num_negative'] > 0
+    table2 = (tmp_path / 'report' / 'table2.md').read_text()
+    table3 = (tmp_path / 'report' / 'table3.md').read_text()
+    assert '| Pneumonia | ResNet-18 | Trivial baseline |' in table2
+    assert '|  |  | Scratch |' in table2
+    assert '| ResNet-18 | Trivial baseline | 0.00 |' in table3
+    for table in (table2, table3):
+        assert 'NOT beaten' not in table
+        assert 'every model beats it' in table
+        assert 'not the paper\'s claim' in table
     assert osp.isfile(written['roc_pneumonia_r18'])

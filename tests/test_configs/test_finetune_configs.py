@@ -229,8 +229,10 @@ def test_demo_configs_build_and_are_small(task):
     cfg = load(demo(task))
     assert type(MODELS.build(cfg.model)).__name__ == MODEL_TYPES[task]
     assert cfg.train_dataloader.dataset.data_root.startswith('data/demo/')
-    assert cfg.train_dataloader.batch_size <= 2
-    assert cfg.train_cfg.max_epochs <= 4
+    # batch 8 (classification) / 4 (detection) for steadier BatchNorm, and
+    # the epochs a task needs to beat its trivial baseline (issue 13)
+    assert cfg.train_dataloader.batch_size <= 8
+    assert cfg.train_cfg.max_epochs <= 10
     # the same initialisations as the full scale, from the demo study's files
     for init in INITS:
         init_cfg = load(demo(task, init)).model.backbone.init_cfg

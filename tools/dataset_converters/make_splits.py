@@ -14,13 +14,16 @@ muscle_mm or a metric ``ann_file``), with the uncertain boxes treated as
 are rewritten on every run.
 Splits are patient-aware (Pneumonia, MURA), stratified, and deterministic
 for a seed. The paper's counts (MUSCLE Table 1) are the targets, scaled to
-what the release holds; found vs paper counts are printed, with the
-difference, never faked. Existing split files are kept unless ``--force``.
+what the release holds (or ``--proportions TRAIN VAL TEST``: the demo study
+uses 40 10 50, so that its small test splits still give a narrow AUC CI);
+found vs paper counts are printed, with the difference, never faked.
+Existing split files are kept unless ``--force``.
 """
 import argparse
 import json
 import os.path as osp
 import sys
+from typing import Optional
 
 from muscle_mm.datasets.readers.base import (SPLIT_DIR, SPLITS, TABLE1,
                                              ErrorPolicy, split_file)
@@ -75,15 +78,26 @@ def parse_args():
         'PulmonaryTuberculosis class count as active TB or are ignored '
         "(iscrowd); as TBX11KDataset's uncertain_tb")
     parser.add_argument(
+        '--proportions',
+        nargs=3,
+        type=float,
+        metavar=('TRAIN', 'VAL', 'TEST'),
+        help="train/val/test weights instead of the paper's counts (Table "
+        '1); the demo study uses 40 10 50 (muscle_mm.datasets.demo.'
+        'DEMO_SPLIT_PROPORTIONS) so its test splits are large enough for '
+        'a narrow AUC CI')
+    parser.add_argument(
         '--force', action='store_true', help='overwrite existing split files')
     return parser.parse_args()
 
 
-def count_table(key: str, found: dict) -> str:
-    """Found vs paper counts; ``target`` is the paper's ratio applied to
-    the images found (what a group-aware split aims at)."""
+def count_table(key: str, found: dict,
+                proportions: Optional[dict] = None) -> str:
+    """Found vs paper counts; ``target`` is the paper's ratio (or the
+    given ``proportions``) applied to the images found (what a group-aware
+    split aims at)."""
     paper = TABLE1[key]['counts']
-    target = largest_remainder(sum(found.values()), paper)
+    target = largest_remainder(sum(found.values()), proportions or paper)
     rows = []
     for s in SPLITS:
         d = found[s] - paper[s]
@@ -107,7 +121,13 @@ def make_one(key: str,
              root: str,
              seed: int,
              force: bool,
-             uncertain_tb: str = 'active') -> dict:
+             uncertain_tb: str = 'active',
+             proportions: Optional[dict] = None) -> dict:
+    """Write (or keep) the split files of one dataset; returns the counts.
+
+    ``proportions`` (``{'train': w, 'val': w, 'test': w}``) replace the
+    paper's counts as the targets' weights.
+    """
     paths = [split_file(root, s) for s in SPLITS]
     if all(osp.isfile(p) for p in paths) and not force:
         found = {
@@ -126,17 +146,18 @@ def make_one(key: str,
     items = READERS[key].split_candidates(root)
     if not items:
         raise SystemExit(f'{key}: no image found in {root}')
-    splits = grouped_split(items, TABLE1[key]['counts'], seed)
+    splits = grouped_split(items, proportions or TABLE1[key]['counts'], seed)
     found = {s: len(v) for s, v in splits.items()}
-    write_splits(
-        root, splits,
-        dict(
-            dataset=key,
-            seed=seed,
-            policy=POLICY[key],
-            found=found,
-            paper=TABLE1[key]['counts'],
-            candidates=len(items)))
+    info = dict(
+        dataset=key,
+        seed=seed,
+        policy=POLICY[key],
+        found=found,
+        paper=TABLE1[key]['counts'],
+        candidates=len(items))
+    if proportions:
+        info['proportions'] = proportions
+    write_splits(root, splits, info)
     print(f'{key}: {len(items)} images, {POLICY[key]}, seed {seed} -> '
           f'{osp.dirname(paths[0])}')
     if key == 'tbx11k':
@@ -153,6 +174,12 @@ def main():
             raise SystemExit(f'--root {spec!r}: expected KEY=PATH with KEY '
                              f'in {list(READERS)}')
         roots[key] = path
+    proportions = None
+    if args.proportions:
+        if min(args.proportions) < 0 or sum(args.proportions) <= 0:
+            raise SystemExit('--proportions: expected three non-negative '
+                             f'weights TRAIN VAL TEST, got {args.proportions}')
+        proportions = dict(zip(SPLITS, args.proportions))
     missing = 0
     for key in args.datasets:
         if not osp.isdir(roots[key]):
@@ -160,8 +187,8 @@ def main():
             missing += 1
             continue
         found = make_one(key, roots[key], args.seed, args.force,
-                         args.uncertain_tb)
-        print(count_table(key, found))
+                         args.uncertain_tb, proportions)
+        print(count_table(key, found, proportions))
     return 1 if missing == len(args.datasets) else 0
 
 

@@ -31,3 +31,7 @@ model = dict(
 # the demo's LR is used as is at its batches of 2 on one process
 auto_scale_lr = dict(
     base_batch_size=dict(pneumonia=2, mura=2, lung=2, tbx=2))
+# Faster R-CNN on batches of two demo images at MUSCLE--'s constant LR 0.01
+# diverged to NaN in round 2 (issue 13's larger lesions); clipping keeps the
+# demo finite (the paper gives no optimizer settings at all)
+optim_wrapper = dict(clip_grad=dict(max_norm=10, norm_type=2))

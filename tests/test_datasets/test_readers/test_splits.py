@@ -129,6 +129,35 @@ def test_make_splits_on_demo_prints_differences(tmp_path, capsys, monkeypatch):
     assert before == after
 
 
+def test_make_splits_demo_proportions(tmp_path, capsys, monkeypatch):
+    """``--proportions 40 10 50`` (the demo study's): half of each task set
+    is test data, both classes of Pneumonia in it, recorded in info.json."""
+    from muscle_mm.testing import DEMO_SPLIT_PROPORTIONS
+    generate_demo_data(str(tmp_path), seed=0, datasets=['pneumonia', 'mura'])
+    weights = [
+        str(DEMO_SPLIT_PROPORTIONS[s]) for s in ('train', 'val', 'test')
+    ]
+    assert weights == ['40', '10', '50']
+    tool = 'tools/dataset_converters/make_splits.py'
+    assert run_tool(tool, ['--data-root', str(tmp_path), '--proportions',
+                           *weights], monkeypatch) == 0
+    for key in ('pneumonia', 'mura'):
+        root = tmp_path / TABLE1[key]['folder'] / 'muscle_splits'
+        found = {
+            s: len((root / f'{s}.txt').read_text().split())
+            for s in ('train', 'val', 'test')
+        }
+        total = sum(found.values())
+        assert found['test'] >= 100 and abs(found['test'] - total / 2) <= 4
+        info = json.loads((root / 'info.json').read_text())
+        assert info['proportions'] == dict(train=40., val=10., test=50.)
+    test = (tmp_path / 'chest_xray/muscle_splits/test.txt').read_text()
+    assert 'NORMAL/' in test and 'PNEUMONIA/' in test
+    with pytest.raises(SystemExit, match='non-negative weights'):
+        run_tool(tool, ['--data-root', str(tmp_path), '--proportions', '1',
+                        '-1', '1', '--force'], monkeypatch)
+
+
 def test_make_splits_reports_missing_folders(tmp_path, capsys, monkeypatch):
     tool = 'tools/dataset_converters/make_splits.py'
     assert run_tool(tool, ['--data-root', str(tmp_path)], monkeypatch) == 1

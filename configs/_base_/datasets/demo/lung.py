@@ -25,6 +25,12 @@ train_dataloader = dict(
     batch_size=2,
     **_loader,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
+# inference at 128x80 is cheap: larger batches for the (larger) test split
 val_dataloader = dict(
-    **_loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
+    batch_size=16,
+    **_loader,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=16,
+    **_loader,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
