@@ -31,7 +31,9 @@ def test_every_module_uses_these_names():
     assert study.TASKS is metainfo.TASKS and study.INITS is metainfo.INITS
     assert readers.TABLE1 is metainfo.TABLE1
     assert DEMO_DATASETS == metainfo.DATASET_FOLDERS
-    assert tables.PRETRAIN_ORDER == list(metainfo.INIT_NAMES.values())
+    # the trivial baseline's row first, then the initialisations
+    assert tables.PRETRAIN_ORDER == ['Trivial baseline'] + list(
+        metainfo.INIT_NAMES.values())
     for key, name in metainfo.INIT_NAMES.items():
         assert tables.pretrain_name(key) == name
 
