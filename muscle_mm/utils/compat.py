@@ -1,7 +1,8 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Fixes for running the pinned OpenMMLab stack on torch 2.14 and numpy 2.
 
-Both are applied once, when :mod:`muscle_mm` is imported, and are narrow:
+Both are applied once, when :mod:`muscle_mm.utils` (or the registries, which
+import it) is imported, and are narrow:
 
 * torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine's
   checkpoints also pickle its ``HistoryBuffer``/``ConfigDict`` and numpy
