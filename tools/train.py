@@ -37,6 +37,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='whether not to evaluate the checkpoint during training')
     parser.add_argument(
+        '--test-last',
+        action='store_true',
+        help='after training, evaluate the final model on the test split '
+        '(as tools/test.py does with the last checkpoint, without starting '
+        'a second process)')
+    parser.add_argument(
+        '--test-out',
+        help='with --test-last, dump the test metrics to this json file')
+    parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='whether to auto scale the learning rate according to the '
@@ -61,6 +70,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.test_out and not args.test_last:
+        parser.error('--test-out needs --test-last')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -121,7 +132,16 @@ def build_runner(args: argparse.Namespace) -> Runner:
 
 
 def main() -> None:
-    build_runner(parse_args()).train()
+    args = parse_args()
+    runner = build_runner(args)
+    runner.train()
+    if args.test_last:
+        # the weights of the last checkpoint are the ones in memory (a
+        # resumed, finished run reloads them and trains no further)
+        metrics = runner.test()
+        if args.test_out and runner.rank == 0:
+            import mmengine
+            mmengine.dump(metrics, args.test_out)
 
 
 if __name__ == '__main__':

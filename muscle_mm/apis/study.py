@@ -138,9 +138,11 @@ class MuscleStudy:
         return [f'model.backbone.init_cfg.checkpoint={checkpoint}']
 
     def train_command(self, config: str, work_dir: str,
-                      cfg_options: Sequence[str] = ()) -> List[str]:
+                      cfg_options: Sequence[str] = (),
+                      test_out: Optional[str] = None) -> List[str]:
         """The ``tools/train.py`` (or ``dist_train.sh``) command of a run,
-        with ``--auto-scale-lr`` when ``gpus`` is not the config's base."""
+        with ``--auto-scale-lr`` when ``gpus`` is not the config's base and,
+        given ``test_out``, a test of the final model into that json file."""
         from mmengine.config import Config
 
         from muscle_mm.engine.runner.lr_scaling import describe, lr_scaling
@@ -156,6 +158,8 @@ class MuscleStudy:
             cmd.append('--amp')
         if ratio != 1:
             cmd.append('--auto-scale-lr')
+        if test_out is not None:
+            cmd += ['--test-last', '--test-out', test_out]
         if cfg_options:
             cmd += ['--cfg-options', *cfg_options]
         return cmd
@@ -181,11 +185,15 @@ class MuscleStudy:
             raise RuntimeError(f'Command failed ({returncode}): '
                                f'{" ".join(cmd)}\nlog: {log_file}\n{tail}')
 
-    def _train(self, config: str, work_dir: str,
-               cfg_options: Sequence[str] = ()) -> str:
-        """Train (resuming if interrupted) and return the last checkpoint."""
+    def _train(self,
+               config: str,
+               work_dir: str,
+               cfg_options: Sequence[str] = (),
+               test_out: Optional[str] = None) -> str:
+        """Train (resuming if interrupted), test the final model when
+        ``test_out`` is given, and return the last checkpoint."""
         self._run(
-            self.train_command(config, work_dir, cfg_options),
+            self.train_command(config, work_dir, cfg_options, test_out),
             osp.join(work_dir, 'stage.log'))
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             return f.read().strip()
@@ -280,22 +288,15 @@ class MuscleStudy:
         def body(stage_dir):
             config = self.finetune_config(task, backbone, init)
             options = self.init_options(pretrained)
-            ckpt = self._train(config, stage_dir, options)
-            test_dir = osp.join(stage_dir, 'test')
-            metrics_file = osp.join(stage_dir, 'metrics.json')
-            cmd = [
-                sys.executable,
-                self.tool('test.py'), config, ckpt, '--work-dir',
-                test_dir, '--out', metrics_file
-            ]
             if task in CLS_TASKS:
                 options = options + [
                     f'test_evaluator.out_dir={stage_dir}',
                     'test_evaluator.roc_file=roc.json'
                 ]
-            if options:
-                cmd += ['--cfg-options', *options]
-            self._run(cmd, osp.join(stage_dir, 'stage.log'))
+            # one process trains and tests: a second (tools/test.py) would
+            # cost its start-up again, ~10 s a run on 2 CPU cores
+            metrics_file = osp.join(stage_dir, 'metrics.json')
+            ckpt = self._train(config, stage_dir, options, metrics_file)
             with open(metrics_file) as f:
                 metrics = json.load(f)
             return dict(checkpoint=ckpt, config=config, metrics=metrics)

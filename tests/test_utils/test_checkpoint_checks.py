@@ -101,14 +101,33 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(lung_demo):
 
 
 @pytest.mark.slow
-def test_test_tool_accepts_the_configs_checkpoint(lung_demo):
-    """The lung model's own checkpoint tests as before."""
-    ckpt = save(build_model(LUNG), lung_demo / 'lung.pth', 'lung')
+def test_test_tool_accepts_the_configs_checkpoint_and_agrees_with_test_last(
+        lung_demo):
+    """The lung model's own checkpoint, written by ``tools/train.py
+    --test-last`` as the study runs it: ``tools/test.py`` on it gives the
+    very metrics the training process wrote after its last epoch."""
+    work = lung_demo / 'train'
+    in_training = lung_demo / 'test_last.json'
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), LUNG, '--work-dir',
+        str(work), '--test-last', '--test-out',
+        str(in_training), '--cfg-options', 'train_cfg.max_epochs=1'
+    ],
+                          cwd=str(lung_demo),
+                          env=dict(os.environ, OMP_NUM_THREADS='2'),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ckpt = (work / 'last_checkpoint').read_text().strip()
+    assert osp.basename(ckpt) == 'epoch_1.pth'
     out = lung_demo / 'metrics.json'
     proc = run_test_tool(lung_demo, LUNG, ckpt, '--out', str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads(out.read_text())
     assert 0 <= metrics['lung/Dice'] <= 100
+    assert json.loads(in_training.read_text()) == metrics
 
 
 def test_test_tool_names_the_images_of_a_diverged_model(lung_demo):
