@@ -98,6 +98,14 @@ class StudySettings:
                                  f'some of {list(allowed)}')
 
 
+def _clock(seconds: float) -> str:
+    """``h:mm:ss`` (or ``m:ss``) of a duration."""
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f'{hours}:{minutes:02d}:{sec:02d}'
+            if hours else f'{minutes}:{sec:02d}')
+
+
 class MuscleStudy:
     """Run the three stages of MUSCLE and write the paper's report."""
 
@@ -105,6 +113,10 @@ class MuscleStudy:
         self.s = settings
         self.log = log
         self.work_dir = osp.abspath(settings.work_dir)
+        # progress across the runs of :meth:`plan`: (this run, runs in all)
+        self._progress: Optional[tuple] = None
+        self._started = time.time()
+        self._run_seconds: List[float] = []  # of the runs done this time
 
     # ------------------------------------------------------------ configs
     @property
@@ -214,15 +226,31 @@ class MuscleStudy:
             with open(marker) as f:
                 return json.load(f)['outputs']
         os.makedirs(stage_dir, exist_ok=True)
-        self.log(f'[run ] {name}')
+        self.log(f'[run ] {name}{self._progress_note()}; log: '
+                 f'{osp.join(stage_dir, "stage.log")}')
         start = time.time()
         outputs = body(stage_dir)
+        seconds = time.time() - start
+        self._run_seconds.append(seconds)
         atomic_write(
             json.dumps(
-                dict(outputs=outputs, seconds=round(time.time() - start, 1)),
-                indent=2), marker)
-        self.log(f'[done] {name} in {time.time() - start:.0f} s')
+                dict(outputs=outputs, seconds=round(seconds, 1)), indent=2),
+            marker)
+        self.log(f'[done] {name} in {seconds:.0f} s')
         return outputs
+
+    def _progress_note(self) -> str:
+        """`` (run k of N, 12:03 elapsed, ETA 40:10)``: the ETA assumes the
+        runs left take as long as the mean run done so far."""
+        if self._progress is None:
+            return ''
+        k, n = self._progress
+        note = f' (run {k} of {n}, {_clock(time.time() - self._started)} ' \
+            'elapsed'
+        if self._run_seconds:
+            mean = sum(self._run_seconds) / len(self._run_seconds)
+            note += f', ETA {_clock(mean * (n - k + 1))}'
+        return note + ')'
 
     # ------------------------------------------------------------- stages
     def prepare_data(self) -> None:
@@ -393,7 +421,14 @@ class MuscleStudy:
         results: Dict[str, Dict[str, Dict[str, dict]]] = {
             t: {} for t in self.s.tasks
         }
-        for run in self.plan():
+        runs = self.plan()
+        # runs that will train (ImageNet ones without weights are skipped)
+        n = sum(r.init != 'imagenet' or r.init_file is not None for r in runs)
+        k = 0
+        for run in runs:
+            if run.init != 'imagenet' or run.init_file is not None:
+                k += 1
+            self._progress = (k, n)
             if run.stage == 1:
                 self.stage1(run.backbone)
             elif run.stage == 2:

@@ -30,6 +30,27 @@ def test_imagenet_without_weights_is_skipped_not_downloaded(tmp_path):
     assert any('no local ImageNet weights given' in m for m in logs)
 
 
+def test_progress_names_the_run_its_log_elapsed_and_eta(tmp_path):
+    """Each run says where it stands among the study's runs, how long the
+    study has run, when it should end (the mean run so far times the runs
+    left, this one included) and where its log is."""
+    logs = []
+    study = MuscleStudy(
+        StudySettings(work_dir=str(tmp_path)), log=logs.append)
+    study._started = time.time() - 65
+    study._progress = (2, 4)
+    study._run_seconds = [30.]
+    study._stage('finetune/x', lambda stage_dir: {})
+    assert logs[0] == ('[run ] finetune/x (run 2 of 4, 1:05 elapsed, ETA '
+                       f'1:30); log: {tmp_path}/finetune/x/stage.log')
+    assert len(study._run_seconds) == 2
+    study._started -= 3600
+    study._progress = (4, 4)
+    study._run_seconds = [4000., 1000.]
+    study._stage('y', lambda stage_dir: {})
+    assert ' (run 4 of 4, 1:01:05 elapsed, ETA 41:40); ' in logs[-2]
+
+
 def run_muscle(cwd, *args, **popen):
     cmd = [sys.executable, osp.join(REPO, 'tools', 'run_muscle.py'), *args]
     return subprocess.Popen(
@@ -115,7 +136,8 @@ def test_second_study_stops_children_die_and_a_rerun_resumes(
     again = run_muscle(tmp_path, *args)
     out, err = again.communicate(timeout=900)
     assert again.returncode == 0, out[-3000:] + err[-3000:]
-    assert '[run ] finetune/pneumonia_r18_scratch' in out
+    assert '[run ] finetune/pneumonia_r18_scratch (run 1 of 1, ' in out
+    assert f'log: {stage_log}' in out
     done = json.loads((stage / 'stage_done.json').read_text())
     assert osp.isfile(done['outputs']['checkpoint'])
     # ... and a finished study skips every stage, training nothing
