@@ -39,7 +39,15 @@ def parse_args() -> argparse.Namespace:
         default=[],
         metavar='BACKBONE=PATH',
         help='local ImageNet weights per backbone (nothing is downloaded)')
-    parser.add_argument('--gpus', type=int, default=1)
+    parser.add_argument(
+        '--gpus', type=int, default=1, help='processes (GPUs) per run')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=None,
+        help='runs at a time, each on its own --gpus GPUs (or share of the '
+        'CPU threads); a run starts once the backbone it loads is written. '
+        'Default: 2 at demo scale on 2+ CPU cores, else 1')
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision training')
     parser.add_argument(
@@ -72,7 +80,8 @@ def main() -> None:
         inits=args.inits,
         imagenet=imagenet,
         gpus=args.gpus,
-        amp=args.amp)
+        amp=args.amp,
+        jobs=args.jobs)
     register_all_modules(init_default_scope=False)
     study = MuscleStudy(settings)
     try:

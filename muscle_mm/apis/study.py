@@ -12,15 +12,20 @@ again with ``--resume`` and continues from its last checkpoint.
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from muscle_mm.metainfo import (CLS_TASKS, INIT_NAMES, INITS, STAGE_BACKBONES,
                                 STAGE_CONFIGS, TASKS)
 from muscle_mm.utils.fileio import atomic_write
-from muscle_mm.utils.process import FolderLock, run_logged
+from muscle_mm.utils.process import (FolderLock, end_process_group,
+                                     run_logged)
 from .paths import IMPORT_ROOT, get_config_path, get_tool_path
 
 
@@ -70,6 +75,10 @@ class StudySettings:
         gpus: Processes per run (``tools/dist_train.sh`` when > 1); each
             run's LR is scaled from its config's ``auto_scale_lr``.
         amp: Train with ``--amp`` (mixed precision).
+        jobs: Runs at a time (default: 2 on a CPU with 2+ cores at demo
+            scale, else 1). A run starts once the backbone it loads is
+            written; each job gets its own ``gpus`` GPUs (``jobs * gpus``
+            must be visible) or an equal share of the CPU threads.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -83,8 +92,14 @@ class StudySettings:
     imagenet: Dict[str, str] = field(default_factory=dict)
     gpus: int = 1
     amp: bool = False
+    jobs: Optional[int] = None
 
     def __post_init__(self):
+        if self.jobs is None:
+            self.jobs = min(2, os.cpu_count() or 1) \
+                if self.scale == 'demo' else 1
+        if self.jobs < 1:
+            raise ValueError(f'jobs must be at least 1, got {self.jobs}')
         if self.scale not in ('demo', 'paper'):
             raise ValueError(f"scale must be 'demo' or 'paper', got "
                              f"'{self.scale}'")
@@ -113,10 +128,11 @@ class MuscleStudy:
         self.s = settings
         self.log = log
         self.work_dir = osp.abspath(settings.work_dir)
-        # progress across the runs of :meth:`plan`: (this run, runs in all)
-        self._progress: Optional[tuple] = None
         self._started = time.time()
         self._run_seconds: List[float] = []  # of the runs done this time
+        # per job thread: `progress` (this run, runs in all), `slot`
+        self._local = threading.local()
+        self._children: Dict[int, subprocess.Popen] = {}
 
     # ------------------------------------------------------------ configs
     @property
@@ -186,16 +202,42 @@ class MuscleStudy:
         """Run ``cmd`` in the current directory (the configs' relative
         ``data/`` and ``work_dirs/`` paths are read from it), importing
         this very ``muscle_mm``."""
-        env = dict(os.environ)
+        env = dict(os.environ,
+                   **self.job_env(getattr(self._local, 'slot', 0)))
         env['PYTHONPATH'] = IMPORT_ROOT + os.pathsep + env.get(
             'PYTHONPATH', '')
         self.log('  $ ' + ' '.join(cmd))
-        returncode = run_logged(cmd, log_file, env)  # dies with the study
+        returncode = run_logged(  # dies with the study
+            cmd, log_file, env, on_start=self._track_child)
         if returncode != 0:
             with open(log_file) as f:
                 tail = ''.join(f.readlines()[-40:])
             raise RuntimeError(f'Command failed ({returncode}): '
                                f'{" ".join(cmd)}\nlog: {log_file}\n{tail}')
+
+    def job_env(self, slot: int) -> Dict[str, str]:
+        """Environment of the runs of job ``slot`` when ``jobs > 1``: its
+        own GPUs (``CUDA_VISIBLE_DEVICES``) and ``dist_train.sh`` port where
+        GPUs are visible, else its share of the CPU threads."""
+        jobs, gpus = self.s.jobs, self.s.gpus
+        if jobs == 1:
+            return {}
+        env = dict(PORT=str(int(os.environ.get('PORT', 29500)) + slot))
+        visible = _visible_gpus()
+        if visible:
+            if jobs * gpus > len(visible):
+                raise ValueError(
+                    f'{jobs} jobs of {gpus} GPU(s) need {jobs * gpus} GPUs; '
+                    f'{len(visible)} are visible ({",".join(visible)}). '
+                    'Lower --jobs or --gpus.')
+            env['CUDA_VISIBLE_DEVICES'] = ','.join(
+                visible[slot * gpus:(slot + 1) * gpus])
+        elif 'OMP_NUM_THREADS' not in os.environ:
+            env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+        return env
+
+    def _track_child(self, proc: subprocess.Popen) -> None:
+        self._children[proc.pid] = proc
 
     def _train(self,
                config: str,
@@ -239,9 +281,20 @@ class MuscleStudy:
         self.log(f'[done] {name} in {seconds:.0f} s')
         return outputs
 
+    @property
+    def _progress(self) -> Optional[tuple]:
+        """(this run, runs in all) of the calling job, None outside
+        :meth:`run`."""
+        return getattr(self._local, 'progress', None)
+
+    @_progress.setter
+    def _progress(self, value: Optional[tuple]) -> None:
+        self._local.progress = value
+
     def _progress_note(self) -> str:
         """`` (run k of N, 12:03 elapsed, ETA 40:10)``: the ETA assumes the
-        runs left take as long as the mean run done so far."""
+        runs left take as long as the mean run done so far, ``jobs`` at a
+        time."""
         if self._progress is None:
             return ''
         k, n = self._progress
@@ -249,7 +302,7 @@ class MuscleStudy:
             'elapsed'
         if self._run_seconds:
             mean = sum(self._run_seconds) / len(self._run_seconds)
-            note += f', ETA {_clock(mean * (n - k + 1))}'
+            note += f', ETA {_clock(mean * (n - k + 1) / self.s.jobs)}'
         return note + ')'
 
     # ------------------------------------------------------------- stages
@@ -417,6 +470,7 @@ class MuscleStudy:
     def _run_all(self) -> dict:
         if 'imagenet' in self.s.inits:
             self.check_imagenet_files()  # before days of stages 1 and 2
+        self.job_env(0)  # jobs x gpus more than visible: stop now
         self.prepare_data()
         results: Dict[str, Dict[str, Dict[str, dict]]] = {
             t: {} for t in self.s.tasks
@@ -424,21 +478,79 @@ class MuscleStudy:
         runs = self.plan()
         # runs that will train (ImageNet ones without weights are skipped)
         n = sum(r.init != 'imagenet' or r.init_file is not None for r in runs)
-        k = 0
-        for run in runs:
-            if run.init != 'imagenet' or run.init_file is not None:
-                k += 1
-            self._progress = (k, n)
-            if run.stage == 1:
-                self.stage1(run.backbone)
-            elif run.stage == 2:
-                init = run.name[:-len(run.backbone) - 1]  # muscle_minus_r18
-                self.stage2(init, run.backbone, run.init_file)
-            else:
-                out = self.stage3(run.task, run.backbone, run.init or
-                                  'scratch', run.init_file)
-                if out is not None:
-                    results[run.task].setdefault(run.backbone,
-                                                 {})[run.init or
-                                                     'scratch'] = out
+        numbers, k = [], 0
+        for r in runs:
+            k += r.init != 'imagenet' or r.init_file is not None
+            numbers.append((k, n))
+        for run, out in self._schedule(runs, numbers):
+            if run.stage == 3 and out is not None:
+                results[run.task].setdefault(run.backbone,
+                                             {})[run.init or 'scratch'] = out
         return results
+
+    def _schedule(self, runs: List[PlannedRun], numbers: List[tuple]):
+        """Run ``runs`` ``jobs`` at a time, in plan order, each once the
+        backbone it loads is written; yield ``(run, output)`` as they end.
+
+        A failed run stops new ones from starting; those running finish,
+        then its error is raised. An interrupt ends every running child.
+        """
+        writes = {r.output for r in runs if r.output}
+        written = set()
+        pending = list(zip(runs, numbers))
+        running: Dict[Future, tuple] = {}
+        slots = list(range(self.s.jobs))
+        error = None
+        with ThreadPoolExecutor(self.s.jobs) as pool:
+            try:
+                while running or (pending and error is None):
+                    for item in list(pending):
+                        run = item[0]
+                        if error is not None or not slots:
+                            break
+                        if run.init_file in writes - written:
+                            continue  # its stage 1/2 backbone is not done
+                        pending.remove(item)
+                        slot = slots.pop(0)
+                        running[pool.submit(self._execute, run, item[1],
+                                            slot)] = (run, slot)
+                    done, _ = wait_futures(
+                        running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        run, slot = running.pop(future)
+                        slots.append(slot)
+                        slots.sort()
+                        if future.exception() is not None:
+                            error = error or future.exception()
+                            continue
+                        written.add(run.output)
+                        yield run, future.result()
+            except BaseException:
+                for proc in list(self._children.values()):
+                    if proc.poll() is None:
+                        end_process_group(proc)
+                raise
+        if error is not None:
+            raise error
+
+    def _execute(self, run: PlannedRun, number: tuple, slot: int):
+        """One run of :meth:`plan` in job ``slot``; its stage's output."""
+        self._local.slot, self._progress = slot, number
+        if run.stage == 1:
+            return self.stage1(run.backbone)
+        if run.stage == 2:
+            init = run.name[:-len(run.backbone) - 1]  # muscle_minus_r18
+            return self.stage2(init, run.backbone, run.init_file)
+        return self.stage3(run.task, run.backbone, run.init or 'scratch',
+                           run.init_file)
+
+
+def _visible_gpus() -> List[str]:
+    """Ids of the GPUs a child would see (none on a CPU-only machine)."""
+    import torch
+    if not torch.cuda.is_available():
+        return []
+    given = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if given:
+        return [d for d in given.split(',') if d.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]

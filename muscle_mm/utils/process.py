@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -39,14 +39,19 @@ def _die_with(parent: int):
 def run_logged(cmd: List[str],
                log_file: str,
                env: Optional[Dict[str, str]] = None,
-               grace: float = 30.0) -> int:
+               grace: float = 30.0,
+               on_start: Optional[Callable[[subprocess.Popen], None]] = None
+               ) -> int:
     """Run ``cmd``, its output appended to ``log_file``; return its code.
 
     The child gets SIGTERM when this process dies, however it dies (Linux's
-    parent-death signal), and its process group is ended when this process
-    is interrupted (Ctrl-C, an exception), SIGKILL after ``grace`` seconds.
+    parent-death signal; it follows the calling thread, which waits here for
+    the child), and its process group is ended when this call is interrupted
+    (Ctrl-C, an exception), SIGKILL after ``grace`` seconds.
     ``tools/dist_train.sh`` execs torchrun, which passes SIGTERM on to its
-    workers.
+    workers. ``on_start(proc)`` lets a caller that runs several children from
+    threads end them all with :func:`end_process_group` (an interrupt reaches
+    only the main thread).
     """
     with open(log_file, 'a') as f:
         proc = subprocess.Popen(
@@ -56,14 +61,18 @@ def run_logged(cmd: List[str],
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with(os.getpid()))
+        if on_start is not None:
+            on_start(proc)
         try:
             return proc.wait()
         except BaseException:
-            _end_group(proc, grace)
+            end_process_group(proc, grace)
             raise
 
 
-def _end_group(proc: subprocess.Popen, grace: float) -> None:
+def end_process_group(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM the process group of ``proc``; SIGKILL it after ``grace``
+    seconds."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,10 +34,10 @@ def test_imagenet_without_weights_is_skipped_not_downloaded(tmp_path):
 def test_progress_names_the_run_its_log_elapsed_and_eta(tmp_path):
     """Each run says where it stands among the study's runs, how long the
     study has run, when it should end (the mean run so far times the runs
-    left, this one included) and where its log is."""
+    left, this one included, ``jobs`` at a time) and where its log is."""
     logs = []
     study = MuscleStudy(
-        StudySettings(work_dir=str(tmp_path)), log=logs.append)
+        StudySettings(work_dir=str(tmp_path), jobs=1), log=logs.append)
     study._started = time.time() - 65
     study._progress = (2, 4)
     study._run_seconds = [30.]
@@ -49,6 +50,122 @@ def test_progress_names_the_run_its_log_elapsed_and_eta(tmp_path):
     study._run_seconds = [4000., 1000.]
     study._stage('y', lambda stage_dir: {})
     assert ' (run 4 of 4, 1:01:05 elapsed, ETA 41:40); ' in logs[-2]
+    study.s.jobs = 2
+    study._run_seconds = [4000., 1000.]
+    study._stage('z', lambda stage_dir: {})
+    assert ' (run 4 of 4, 1:01:05 elapsed, ETA 20:50); ' in logs[-2]
+
+
+class TimedStudy(MuscleStudy):
+    """The study's scheduling with stages that record when they run (and
+    in which job) instead of training."""
+
+    def __init__(self, settings, fail=None):
+        super().__init__(settings, log=lambda m: 0)
+        self.events, self.fail = [], fail
+        self.lock = threading.Lock()
+
+    def _record(self, name):
+        with self.lock:
+            self.events.append(('start', name, self._local.slot))
+        time.sleep(0.05 if name == self.fail else 0.3)
+        with self.lock:
+            if name == self.fail:
+                self.events.append(('fail', name, self._local.slot))
+                raise RuntimeError(f'{name} failed')
+            self.events.append(('end', name, self._local.slot))
+
+    def stage1(self, backbone):
+        self._record(f'mdmoco_{backbone}')
+        return self.backbone_file(backbone, 'mdmoco')
+
+    def stage2(self, init, backbone, mdmoco):
+        assert mdmoco == self.backbone_file(backbone, 'mdmoco')
+        self._record(f'{init}_{backbone}')
+        return self.backbone_file(backbone, init)
+
+    def stage3(self, task, backbone, init, pretrained):
+        self._record(f'finetune/{task}_{backbone}_{init}')
+        return dict(metrics={})
+
+
+def _settings(tmp_path, **kw):
+    return StudySettings(
+        work_dir=str(tmp_path),
+        tasks=['pneumonia', 'mura'],
+        inits=['scratch', 'mdmoco', 'muscle'],
+        **kw)
+
+
+def _order(events, kind, name):
+    return next(i for i, e in enumerate(events) if e[:2] == (kind, name))
+
+
+def test_jobs_run_at_once_each_after_the_backbone_it_loads(tmp_path):
+    study = TimedStudy(_settings(tmp_path, jobs=2))
+    results = study._run_all()
+    ev = study.events
+    assert {i for t in results.values() for i in t['r18']} == {
+        'scratch', 'mdmoco', 'muscle'}
+    running, most = set(), 0
+    for kind, name, slot in ev:
+        running = running | {name} if kind == 'start' else running - {name}
+        most = max(most, len(running))
+    assert most == 2
+    assert {slot for _, _, slot in ev} == {0, 1}
+    # Scratch needs no backbone: it trains beside MD-MoCo
+    assert _order(ev, 'start', 'finetune/pneumonia_r18_scratch') < _order(
+        ev, 'end', 'mdmoco_r18')
+    for after, before in (('muscle_r18', 'mdmoco_r18'),
+                          ('finetune/pneumonia_r18_mdmoco', 'mdmoco_r18'),
+                          ('finetune/mura_r18_muscle', 'muscle_r18')):
+        assert _order(ev, 'start', after) > _order(ev, 'end', before), after
+
+
+def test_one_job_runs_the_plan_in_order(tmp_path):
+    study = TimedStudy(_settings(tmp_path, jobs=1))
+    study._run_all()
+    names = [r.name for r in study.plan()]
+    assert study.events[0::2] == [('start', n, 0) for n in names]
+    assert study.events[1::2] == [('end', n, 0) for n in names]
+
+
+def test_a_failed_run_lets_the_others_finish_then_stops(tmp_path):
+    study = TimedStudy(
+        _settings(tmp_path, jobs=2), fail='finetune/pneumonia_r18_scratch')
+    with pytest.raises(RuntimeError, match='pneumonia_r18_scratch failed'):
+        study._run_all()
+    ev = study.events
+    failed = _order(ev, 'fail', 'finetune/pneumonia_r18_scratch')
+    assert ('end', 'mdmoco_r18', 0) in ev[failed:]  # ran on, not killed
+    assert not [e for e in ev[failed:] if e[0] == 'start']
+
+
+def test_each_job_gets_its_gpus_or_its_share_of_the_cpu(
+        tmp_path, monkeypatch):
+    import muscle_mm.apis.study as study_module
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.delenv('PORT', raising=False)
+    monkeypatch.setattr(study_module, '_visible_gpus', lambda: [])
+    study = MuscleStudy(_settings(tmp_path, jobs=2))
+    assert study.job_env(1) == dict(
+        PORT='29501', OMP_NUM_THREADS=str(max(1, os.cpu_count() // 2)))
+    assert MuscleStudy(_settings(tmp_path, jobs=1)).job_env(0) == {}
+    monkeypatch.setattr(study_module, '_visible_gpus',
+                        lambda: ['0', '1', '2', '3'])
+    study = MuscleStudy(_settings(tmp_path, jobs=2, gpus=2))
+    assert study.job_env(1) == dict(PORT='29501', CUDA_VISIBLE_DEVICES='2,3')
+    with pytest.raises(ValueError, match='3 jobs of 2 GPU.s. need 6 GPUs; '
+                       '4 are visible'):
+        MuscleStudy(_settings(tmp_path, jobs=3, gpus=2)).job_env(0)
+
+
+def test_demo_runs_two_jobs_on_two_cores_paper_one(tmp_path):
+    demo = StudySettings(work_dir=str(tmp_path))
+    assert demo.jobs == min(2, os.cpu_count())
+    assert StudySettings(work_dir=str(tmp_path), scale='paper').jobs == 1
+    with pytest.raises(ValueError, match='jobs must be at least 1'):
+        StudySettings(work_dir=str(tmp_path), jobs=0)
 
 
 def run_muscle(cwd, *args, **popen):
