@@ -131,21 +131,24 @@ def to_timm(backbone: Dict[str, torch.Tensor],
     return bare, arch
 
 
-def timm_config(arch: str, input_cfg: dict) -> dict:
+def timm_config(arch: str, num_features: int, input_cfg: dict) -> dict:
     """``config.json`` of timm's hub folder for a feature extractor.
 
     ``num_classes=0`` (no ``fc``): the model returns pooled features. mean
     and std are timm's 0-1 convention, ``input_size`` is ``(C, H, W)`` and
     ``crop_mode='squash'`` with ``crop_pct=1`` resizes without keeping the
     aspect ratio, as the training pipeline does (``keep_ratio=False``).
+
+    Args:
+        arch (str): timm architecture, e.g. ``'resnet18'``.
+        num_features (int): Channels of the pooled features.
+        input_cfg (dict): As :func:`xray_input_config` returns.
     """
-    import timm
-    model = timm.create_model(arch, num_classes=0)
     height, width = input_cfg['size']
     return dict(
         architecture=arch,
         num_classes=0,
-        num_features=model.num_features,
+        num_features=num_features,
         global_pool='avg',
         pretrained_cfg=dict(
             custom_load=False,
@@ -244,6 +247,7 @@ def _records_to_markdown(table: dict) -> str:
 
 
 def model_card(arch: str,
+               num_features: int,
                stage: Optional[str],
                stage_source: str,
                input_cfg: dict,
@@ -274,7 +278,7 @@ def model_card(arch: str,
         'Multi-task Self-supervised Continual Learning to Pre-train Deep '
         'Models for X-ray Images of Multiple Body Parts* (Liao et al.). '
         'It has no classifier: it returns pooled features '
-        f'({"512" if int(depth) < 50 else "2048"} values per image).', '',
+        f'({num_features} values per image).', '',
         '## Training', '',
         f'- Stage: {STAGE_TITLES.get(stage, "not known")} ({stage_source}).',
         f'- Source checkpoint: `{osp.basename(source)}`'
@@ -324,6 +328,13 @@ def model_card(arch: str,
               report.strip() if report else 'No evaluation was given '
               '(`--report`).', '']
     return '\n'.join(lines)
+
+
+def _num_features(state_dict: Dict[str, torch.Tensor]) -> int:
+    """Channels of a ResNet's last stage (its first block downsamples)."""
+    key = next(k for k in state_dict
+               if k.endswith('layer4.0.downsample.1.weight'))
+    return int(state_dict[key].shape[0])
 
 
 def _load_cfg(config: Optional[str], meta: Mapping):
@@ -426,7 +437,7 @@ def export(src: str,
                 for k, v in out.items()}
         arch = f'resnet{depth or _guess_depth(bare)}'
     text = model_card(
-        arch, stage, stage_source, input_cfg,
+        arch, _num_features(out), stage, stage_source, input_cfg,
         training_datasets(cfg, stage), src, meta,
         config=config,
         train_cfg=None if cfg is None else cfg.get('train_cfg'),
@@ -437,7 +448,9 @@ def export(src: str,
         # weights first: a crash leaves at most an old config beside them
         atomic_write(to_safetensors(out), osp.join(dst, WEIGHTS_NAME))
         atomic_write(
-            json.dumps(timm_config(arch, input_cfg), indent=2) + '\n',
+            json.dumps(
+                timm_config(arch, _num_features(out), input_cfg), indent=2)
+            + '\n',
             osp.join(dst, CONFIG_NAME))
         atomic_write(text, osp.join(dst, CARD_NAME))
     if card:
