@@ -123,8 +123,8 @@ def to_timm(backbone: Dict[str, torch.Tensor],
     bare = to_torchvision(backbone, depth, prefix)  # same names, checked
     arch = f'resnet{depth or _guess_depth(bare)}'
     reference = timm.create_model(arch, num_classes=0).state_dict()
-    if set(bare) != set(reference) or any(
-            bare[k].shape != reference[k].shape for k in bare):
+    if set(bare) != set(reference) or any(bare[k].shape != reference[k].shape
+                                          for k in bare):
         diff = sorted(set(bare) ^ set(reference))[:5]
         raise KeyError(f'The backbone does not match timm {arch} '
                        f'(timm {timm.__version__}); differing keys: {diff}.')
@@ -234,14 +234,16 @@ def _records_to_markdown(table: dict) -> str:
     columns = list(dict.fromkeys(k for r in rows for k in r))
 
     def cell(v):
-        return '-' if v is None else (f'{v:.2f}' if isinstance(v, float)
-                                      else str(v))
+        return '-' if v is None else (
+            f'{v:.2f}' if isinstance(v, float) else str(v))
 
-    lines = [f"**{table.get('title', '')}**", '',
-             '| ' + ' | '.join(columns) + ' |',
-             '|' + '|'.join(['---'] * len(columns)) + '|']
-    lines += ['| ' + ' | '.join(cell(r.get(c)) for c in columns) + ' |'
-              for r in rows]
+    lines = [
+        f"**{table.get('title', '')}**", '', '| ' + ' | '.join(columns) + ' |',
+        '|' + '|'.join(['---'] * len(columns)) + '|'
+    ]
+    lines += [
+        '| ' + ' | '.join(cell(r.get(c)) for c in columns) + ' |' for r in rows
+    ]
     lines += [''] + list(table.get('notes') or [])
     return '\n'.join(lines).strip() + '\n'
 
@@ -261,7 +263,11 @@ def model_card(arch: str,
     """The Markdown model card (with the hub's YAML header for a folder)."""
     meta = meta or {}
     depth = arch[len('resnet'):]
-    name = INIT_NAMES.get(stage, 'unknown stage') if stage else 'unknown stage'
+    name = f'{INIT_NAMES[stage]} ' if stage else ''
+    saved_at = ''.join(f', {word} {meta[key]}'
+                       for key, word in (('epoch', 'epoch'), ('iter',
+                                                              'iteration'))
+                       if meta.get(key) is not None)
     mean, std = input_cfg['mean'], input_cfg['std']
     height, width = input_cfg['size']
     lines = []
@@ -273,18 +279,18 @@ def model_card(arch: str,
             'license_name: training-data-terms', '---', ''
         ]
     lines += [
-        f'# MUSCLE {name} ResNet-{depth} backbone for X-ray images', '',
+        f'# {name}ResNet-{depth} backbone for X-ray images',
+        '',
         'Backbone pre-trained by muscle_mm, a reproduction of *MUSCLE: '
         'Multi-task Self-supervised Continual Learning to Pre-train Deep '
         'Models for X-ray Images of Multiple Body Parts* (Liao et al.). '
         'It has no classifier: it returns pooled features '
-        f'({num_features} values per image).', '',
-        '## Training', '',
+        f'({num_features} values per image).',
+        '',
+        '## Training',
+        '',
         f'- Stage: {STAGE_TITLES.get(stage, "not known")} ({stage_source}).',
-        f'- Source checkpoint: `{osp.basename(source)}`'
-        + (f', epoch {meta["epoch"]}' if meta.get('epoch') is not None else
-           '') + (f', iteration {meta["iter"]}'
-                  if meta.get('iter') is not None else '') + '.',
+        f'- Source checkpoint: `{osp.basename(source)}`{saved_at}.',
     ]
     if config:
         lines.append(f'- Config: `{config}`.')
@@ -292,48 +298,61 @@ def model_card(arch: str,
         lines.append(f'- Run: `{meta["experiment_name"]}` (its config is '
                      'saved in the source checkpoint).')
     if train_cfg:
-        lines.append('- Training loop: ' + ', '.join(
-            f'{k}={v}' for k, v in sorted(train_cfg.items())) + '.')
-    lines += ['', '## Input', '',
-              f'- One grey channel replicated to 3 channels, resized to '
-              f'{height} x {width} (height x width) without keeping the '
-              f'aspect ratio (from {input_cfg["source"]}).',
-              f'- Normalisation: z-score on 0-255 pixels, mean '
-              f'{mean[0]:g}, std {std[0]:g}; in timm\'s 0-1 convention mean '
-              f'{mean[0] / 255:.6f}, std {std[0] / 255:.6f} '
-              '(`config.json` carries them).', '', '## Use', '']
+        lines.append('- Training loop: ' +
+                     ', '.join(f'{k}={v}'
+                               for k, v in sorted(train_cfg.items())) + '.')
+    lines += [
+        '', '## Input', '',
+        f'- One grey channel replicated to 3 channels, resized to '
+        f'{height} x {width} (height x width) without keeping the '
+        f'aspect ratio (from {input_cfg["source"]}).',
+        f'- Normalisation: z-score on 0-255 pixels, mean '
+        f'{mean[0]:g}, std {std[0]:g}; in timm\'s 0-1 convention mean '
+        f'{mean[0] / 255:.6f}, std {std[0] / 255:.6f} '
+        '(`config.json` carries them).', '', '## Use', ''
+    ]
     if folder:
-        lines += ['```python', 'import timm', 'model = timm.create_model('
-                  "'local-dir:/path/to/this/folder', pretrained=True)",
-                  'cfg = timm.data.resolve_data_config(model=model)  # '
-                  'mean/std/size above', '```', '']
+        lines += [
+            '```python', 'import timm', 'model = timm.create_model('
+            "'local-dir:/path/to/this/folder', pretrained=True)",
+            'cfg = timm.data.resolve_data_config(model=model)  # '
+            'mean/std/size above', '```', ''
+        ]
     else:
-        lines += ['See `docs/mdmoco.md` of muscle_mm for loading the file '
-                  'in OpenMMLab or torchvision.', '']
+        lines += [
+            'See `docs/mdmoco.md` of muscle_mm for loading the file '
+            'in OpenMMLab or torchvision.', ''
+        ]
     lines += ['## Training data', '']
     if datasets:
-        lines += ['| dataset | training images (paper, Table 1) | terms |',
-                  '|---|---|---|']
+        lines += [
+            '| dataset | training images (paper, Table 1) | terms |',
+            '|---|---|---|'
+        ]
         for key in datasets:
             terms = DATASET_TERMS[key]
             lines.append(f'| {terms["name"]} | '
                          f'{TABLE1[key]["counts"]["train"]:,} | '
                          f'{terms["licence"]} <{terms["url"]}> |')
-        lines += ['', 'The weights derive from these data: check each '
-                  'dataset\'s terms (several are non-commercial) before '
-                  'using or redistributing them.']
+        lines += [
+            '', 'The weights derive from these data: check each '
+            'dataset\'s terms (several are non-commercial) before '
+            'using or redistributing them.'
+        ]
     else:
         lines.append('Not known: pass the training config (`--config`).')
-    lines += ['', '## Evaluation', '',
-              report.strip() if report else 'No evaluation was given '
-              '(`--report`).', '']
+    lines += [
+        '', '## Evaluation', '',
+        report.strip() if report else 'No evaluation was given '
+        '(`--report`).', ''
+    ]
     return '\n'.join(lines)
 
 
 def _num_features(state_dict: Dict[str, torch.Tensor]) -> int:
     """Channels of a ResNet's last stage (its first block downsamples)."""
-    key = next(k for k in state_dict
-               if k.endswith('layer4.0.downsample.1.weight'))
+    key = next(
+        k for k in state_dict if k.endswith('layer4.0.downsample.1.weight'))
     return int(state_dict[key].shape[0])
 
 
@@ -407,7 +426,10 @@ def export(src: str,
                                 f'{osp.join(dst, "backbone.pth")}.')
     if not folder and card is None:
         return export_backbone(
-            src, dst, source_prefix, torchvision=fmt == 'torchvision',
+            src,
+            dst,
+            source_prefix,
+            torchvision=fmt == 'torchvision',
             depth=depth)
 
     # everything the card needs is checked before anything is written
@@ -431,17 +453,29 @@ def export(src: str,
         out, arch = to_timm(backbone, depth)
     else:
         out = export_backbone(
-            src, dst, source_prefix, torchvision=fmt == 'torchvision',
+            src,
+            dst,
+            source_prefix,
+            torchvision=fmt == 'torchvision',
             depth=depth)
-        bare = {(k[len('backbone.'):] if fmt == 'openmmlab' else k): v
-                for k, v in out.items()}
+        bare = {
+            (k[len('backbone.'):] if fmt == 'openmmlab' else k): v
+            for k, v in out.items()
+        }
         arch = f'resnet{depth or _guess_depth(bare)}'
     text = model_card(
-        arch, _num_features(out), stage, stage_source, input_cfg,
-        training_datasets(cfg, stage), src, meta,
+        arch,
+        _num_features(out),
+        stage,
+        stage_source,
+        input_cfg,
+        training_datasets(cfg, stage),
+        src,
+        meta,
         config=config,
         train_cfg=None if cfg is None else cfg.get('train_cfg'),
-        report=report_text, folder=folder)
+        report=report_text,
+        folder=folder)
     if folder:
         from safetensors.torch import save as to_safetensors
         os.makedirs(dst, exist_ok=True)
@@ -449,9 +483,8 @@ def export(src: str,
         atomic_write(to_safetensors(out), osp.join(dst, WEIGHTS_NAME))
         atomic_write(
             json.dumps(
-                timm_config(arch, _num_features(out), input_cfg), indent=2)
-            + '\n',
-            osp.join(dst, CONFIG_NAME))
+                timm_config(arch, _num_features(out), input_cfg), indent=2) +
+            '\n', osp.join(dst, CONFIG_NAME))
         atomic_write(text, osp.join(dst, CARD_NAME))
     if card:
         atomic_write(text, card)

@@ -293,11 +293,9 @@ def test_cli_timm_folder(stage1, tmp_path, repo_root):
     dst = str(tmp_path / 'r18_timm')
     script = osp.join(repo_root, 'tools', 'model_converters',
                       'export_backbone.py')
+    cmd = [sys.executable, script, src, dst, '--format', 'timm']
     run = subprocess.run(
-        [sys.executable, script, src, dst, '--format', 'timm', '--stage',
-         'mdmoco'],
-        capture_output=True,
-        text=True)
+        cmd + ['--stage', 'mdmoco'], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert 'r18_timm (folder)' in run.stdout
     model = timm.create_model(f'local-dir:{dst}', pretrained=True)

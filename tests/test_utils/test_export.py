@@ -55,8 +55,8 @@ def stage1(request, tmp_path_factory):
     path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_200.pth')
     torch.save(
         dict(
-            meta=dict(epoch=200, iter=5000, cfg=STAGE1_CFG),
-            state_dict=state), path)
+            meta=dict(epoch=200, iter=5000, cfg=STAGE1_CFG), state_dict=state),
+        path)
     return path, net, request.param
 
 
@@ -89,10 +89,18 @@ def test_timm_folder_gives_the_same_features(stage1, tmp_path):
     assert config['num_classes'] == 0
     assert config['num_features'] == (512 if depth == 18 else 2048)
     data = timm.data.resolve_data_config(model=by_dir)
-    assert tuple(data['input_size']) == (3, 500, 800)  # H x W: mmcv's (800, 500)
+    assert tuple(data['input_size']) == (3, 500, 800
+                                         )  # H x W: mmcv's (800, 500)
     assert data['mean'] == pytest.approx((122.786 / 255, ) * 3)
     assert data['std'] == pytest.approx((18.390 / 255, ) * 3)
     assert data['crop_pct'] == 1.0 and data['crop_mode'] == 'squash'
+    # timm's own eval transform: any size squashed to H x W, the z-score on
+    # 0-255 grey levels
+    from PIL import Image
+    grey = Image.new('L', (300, 700), 123).convert('RGB')
+    x = timm.data.create_transform(**data)(grey)
+    assert x.shape == (3, 500, 800)
+    assert x.mean().item() == pytest.approx((123 - 122.786) / 18.390, 1e-4)
 
 
 def test_torchvision_file_gives_the_same_features(stage1, tmp_path):
@@ -144,8 +152,8 @@ def test_stage_and_input_from_configs(repo_root):
     assert guess_stage(cfg) == 'mdmoco'
     assert xray_input_config(cfg)['size'] == (500, 800)
     cl = dict(train_cfg=dict(type='MultiTaskCLLoop'))
-    assert guess_stage(
-        Config(dict(cl, custom_hooks=[dict(type='L2SPHook')]))) == 'muscle'
+    assert guess_stage(Config(dict(cl, custom_hooks=[dict(type='L2SPHook')
+                                                     ]))) == 'muscle'
     assert guess_stage(Config(dict(cl, custom_hooks=[]))) == 'muscle_minus'
     assert guess_stage(None) is None
     paper = xray_input_config()

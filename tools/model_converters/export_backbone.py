@@ -32,7 +32,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='training checkpoint (.pth)')
     parser.add_argument(
-        'dst', help='output file (openmmlab, torchvision) or folder (timm, hf)')
+        'dst',
+        help='output file (openmmlab, torchvision) or folder (timm, hf)')
     parser.add_argument(
         '--format',
         choices=FORMATS,
