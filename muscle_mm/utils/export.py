@@ -81,7 +81,7 @@ def xray_input_config(cfg=None) -> dict:
     if pre.get('mean') is not None and pre.get('std') is not None:
         out.update(mean=list(pre['mean']), std=list(pre['std']))
     resize = _find_dicts(
-        cfg.get('train_dataloader'),
+        _train_loaders(cfg),
         lambda d: str(d.get('type', '')).endswith('Resize') and isinstance(
             d.get('scale'), (list, tuple)))
     if resize:
@@ -89,6 +89,21 @@ def xray_input_config(cfg=None) -> dict:
     if pre or resize:
         out['source'] = 'the training config'
     return out
+
+
+def _train_loaders(cfg) -> list:
+    """The ``train_dataloader`` of ``cfg``; a stage-2 config names each
+    task's by the path of its dataset config, read where it exists (a
+    checkpoint from another machine may name paths absent here)."""
+    from mmengine.config import Config
+    loader = None if cfg is None else cfg.get('train_dataloader')
+    if not (isinstance(loader, Mapping) and loader
+            and all(isinstance(v, str) for v in loader.values())):
+        return [loader]
+    return [
+        Config.fromfile(path).get('train_dataloader')
+        for path in loader.values() if osp.isfile(path)
+    ]
 
 
 def _find_dicts(node, keep) -> List[dict]:
@@ -122,7 +137,8 @@ def to_timm(backbone: Dict[str, torch.Tensor],
     import timm
     bare = to_torchvision(backbone, depth, prefix)  # same names, checked
     arch = f'resnet{depth or _guess_depth(bare)}'
-    reference = timm.create_model(arch, num_classes=0).state_dict()
+    with torch.device('meta'):  # names and shapes only: no init cost
+        reference = timm.create_model(arch, num_classes=0).state_dict()
     if set(bare) != set(reference) or any(bare[k].shape != reference[k].shape
                                           for k in bare):
         diff = sorted(set(bare) ^ set(reference))[:5]
@@ -184,7 +200,7 @@ def training_datasets(cfg, stage: Optional[str]) -> List[str]:
     else those of ``stage`` (stage 1: nine; stage 2: the four tasks)."""
     types = {info['type']: key for key, info in TABLE1.items()}
     found = _find_dicts(
-        None if cfg is None else cfg.get('train_dataloader'),
+        _train_loaders(cfg),
         lambda d: str(d.get('type', '')).split('.')[-1] in types)
     keys = {types[str(d['type']).split('.')[-1]] for d in found}
     if not keys and stage == 'mdmoco':

@@ -10,7 +10,8 @@ import torch
 from mmengine.config import Config
 
 from muscle_mm.utils.export import (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME,
-                                    export, guess_stage, xray_input_config)
+                                    export, guess_stage, training_datasets,
+                                    xray_input_config)
 
 timm = pytest.importorskip('timm')
 
@@ -108,9 +109,11 @@ def test_torchvision_file_gives_the_same_features(stage1, tmp_path):
     src, net, depth = stage1
     dst = str(tmp_path / 'tv.pth')
     export(src, dst, 'torchvision')
-    model = getattr(torchvision.models, f'resnet{depth}')()
+    with torch.device('meta'):  # every tensor comes from the file
+        model = getattr(torchvision.models, f'resnet{depth}')()
     missing = model.load_state_dict(
-        torch.load(dst, weights_only=True), strict=False).missing_keys
+        torch.load(dst, weights_only=True), strict=False,
+        assign=True).missing_keys
     assert sorted(missing) == ['fc.bias', 'fc.weight']
     model.fc = torch.nn.Identity()
     x = torch.randn(1, 3, 64, 40)
@@ -158,6 +161,16 @@ def test_stage_and_input_from_configs(repo_root):
     assert guess_stage(None) is None
     paper = xray_input_config()
     assert paper['mean'] == [122.786] * 3 and paper['size'] == (500, 800)
+    # the study's configs, as a checkpoint saves them (pretty text)
+    for name, stage, n_datasets in (('mdmoco_r18', 'mdmoco', 9), ('cl_r18',
+                                                                  'muscle', 4),
+                                    ('muscle_minus_r18', 'muscle_minus', 4)):
+        text = Config.fromfile(
+            osp.join(repo_root, 'configs', 'muscle', f'{name}.py')).pretty_text
+        cfg = Config.fromstring(text, '.py')
+        assert guess_stage(cfg) == stage, name
+        assert len(training_datasets(cfg, None)) == n_datasets, name
+        assert xray_input_config(cfg)['size'] == (500, 800), name
 
 
 def test_errors(tmp_path):
