@@ -35,7 +35,7 @@ CARD_NAME = 'README.md'  # the file the hub shows as the model card
 
 #: What each stage of the study is (Sec. 2), by its initialisation key.
 STAGE_TITLES = dict(
-    mdmoco='stage 1, MD-MoCo: MoCo v2 on nine X-ray datasets (Sec. 2.1)',
+    mdmoco='stage 1, MD-MoCo: MoCo v2 on X-ray images (Sec. 2.1)',
     muscle='stage 2, MUSCLE: multi-task continual learning with reshuffled '
     'tasks, cyclic LR and L2-SP (Sec. 2.2)',
     muscle_minus='stage 2, MUSCLE--: multi-task continual learning without '
@@ -345,15 +345,21 @@ def model_card(arch: str,
             '| dataset | training images (paper, Table 1) | terms |',
             '|---|---|---|'
         ]
-        for key in datasets:
+        # stage 2 starts from the stage-1 backbone: its data count too
+        earlier = []
+        if stage in ('muscle', 'muscle_minus'):
+            earlier = [k for k in TABLE1 if k not in datasets]
+        for key in list(datasets) + earlier:
             terms = DATASET_TERMS[key]
-            lines.append(f'| {terms["name"]} | '
+            lines.append(f'| {terms["name"]}'
+                         f'{" (stage 1 only)" if key in earlier else ""} | '
                          f'{TABLE1[key]["counts"]["train"]:,} | '
                          f'{terms["licence"]} <{terms["url"]}> |')
         lines += [
-            '', 'The weights derive from these data: check each '
-            'dataset\'s terms (several are non-commercial) before '
-            'using or redistributing them.'
+            '', 'The weights derive from these data' +
+            (' (stage 2 starts from the MD-MoCo backbone of stage 1)'
+             if earlier else '') + ': check each dataset\'s terms (several '
+            'are non-commercial) before using or redistributing them.'
         ]
     else:
         lines.append('Not known: pass the training config (`--config`).')

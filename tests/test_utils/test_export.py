@@ -10,8 +10,8 @@ import torch
 from mmengine.config import Config
 
 from muscle_mm.utils.export import (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME,
-                                    export, guess_stage, training_datasets,
-                                    xray_input_config)
+                                    export, guess_stage, model_card,
+                                    training_datasets, xray_input_config)
 
 timm = pytest.importorskip('timm')
 
@@ -135,7 +135,8 @@ def test_model_card(stage1, tmp_path):
     export(src, dst, 'hf', report=[str(report)])
     card = open(osp.join(dst, CARD_NAME)).read()
     assert card.startswith('---\nlibrary_name: timm\n')
-    assert 'stage 1, MD-MoCo' in card and 'from the training config' in card
+    assert 'stage 1, MD-MoCo: MoCo v2' in card
+    assert '(from the training config)' in card
     assert 'mean 122.786, std 18.39' in card and '500 x 800' in card
     assert 'epoch 200, iteration 5000' in card and 'max_epochs=200' in card
     # only the datasets the config trains on, with their terms
@@ -146,6 +147,12 @@ def test_model_card(stage1, tmp_path):
     # a file format writes the card only when asked, beside the file
     export(src, str(tmp_path / 'r18.pth'), card=str(tmp_path / 'r18.md'))
     assert 'library_name' not in (tmp_path / 'r18.md').read_text()
+    # stage 2 began from stage 1's backbone: stage 1's data are listed too
+    text = model_card('resnet18', 512, 'muscle', 'given', xray_input_config(),
+                      training_datasets(None, 'muscle'), src)
+    assert 'Stage: stage 2, MUSCLE: multi-task' in text
+    assert 'TBX11K | 640 |' in text and 'TBX11K (stage 1 only)' not in text
+    assert 'NIH ChestX-ray14 (stage 1 only) | 112,120 |' in text
     with pytest.raises(ValueError, match='--stage muscle contradicts'):
         export(src, str(tmp_path / 'x'), 'timm', stage='muscle')
 
