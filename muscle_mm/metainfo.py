@@ -92,8 +92,62 @@ DATASET_FOLDERS: Dict[str, str] = {
     for key, info in TABLE1.items()
 }
 
+#: Where each dataset comes from and its terms, as docs/datasets.md states
+#: them (the model card of an export lists them). Check the source before
+#: redistributing anything.
+DATASET_TERMS: Dict[str, dict] = {
+    'nih':
+    dict(
+        name='NIH ChestX-ray14',
+        licence='free use with the NIH Clinical Center acknowledgement and '
+        'citation; see the dataset\'s terms',
+        url='https://nihcc.app.box.com/v/ChestXray-NIHCC'),
+    'shenzhen':
+    dict(
+        name='Shenzhen (China Set)',
+        licence='public, cite Jaeger et al. 2014; see the dataset\'s terms',
+        url='https://lhncbc.nlm.nih.gov'),
+    'montgomery':
+    dict(
+        name='Montgomery County',
+        licence='public, cite Jaeger et al. 2014; see the dataset\'s terms',
+        url='https://lhncbc.nlm.nih.gov'),
+    'indiana':
+    dict(
+        name='Indiana (Open-i)',
+        licence='see Open-i\'s terms (research use, cite Demner-Fushman et '
+        'al. 2016)',
+        url='https://openi.nlm.nih.gov'),
+    'rsna_boneage':
+    dict(
+        name='RSNA Pediatric Bone Age',
+        licence='RSNA terms, non-commercial research',
+        url='https://www.kaggle.com/datasets/kmader/rsna-bone-age'),
+    'pneumonia':
+    dict(
+        name='Pneumonia (Kermany)',
+        licence='CC BY 4.0',
+        url='https://data.mendeley.com/datasets/rscbjbr9sj'),
+    'mura':
+    dict(
+        name='MURA v1.1',
+        licence='Stanford research use agreement (non-commercial)',
+        url='https://stanfordmlgroup.github.io/competitions/mura/'),
+    'lung_masks':
+    dict(
+        name='Chest X-ray Masks and Labels',
+        licence='as the NLM sets; see the dataset\'s terms',
+        url='https://www.kaggle.com/datasets/nikhilpandey360/'
+        'chest-xray-masks-and-labels'),
+    'tbx11k':
+    dict(
+        name='TBX11K',
+        licence='non-commercial research; see the project page',
+        url='https://mmcheng.net/tb/'),
+}
+
 __all__ = [
     'TASKS', 'CLS_TASKS', 'TABLE3_TASKS', 'TASK_TITLES', 'TASK_DATASETS',
     'INITS', 'INIT_NAMES', 'STAGE_BACKBONES', 'STAGE_CONFIGS', 'TABLE1',
-    'DATASET_FOLDERS'
+    'DATASET_FOLDERS', 'DATASET_TERMS'
 ]

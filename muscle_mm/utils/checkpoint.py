@@ -104,7 +104,9 @@ def to_torchvision(backbone: Dict[str, torch.Tensor],
     if depth not in (18, 34, 50, 101, 152):
         raise ValueError(f'torchvision has ResNet-18/34/50/101/152, '
                          f'got depth={depth}.')
-    reference = getattr(torchvision.models, f'resnet{depth}')().state_dict()
+    with torch.device('meta'):  # names and shapes only: no init cost
+        reference = getattr(torchvision.models,
+                            f'resnet{depth}')().state_dict()
     unexpected = sorted(set(bare) - set(reference))
     missing = sorted(set(reference) - set(bare) - {'fc.weight', 'fc.bias'})
     wrong_shape = [

@@ -283,3 +283,51 @@ def test_cli(stage1, tmp_path, monkeypatch, capsys, repo_root):
     sd = torch.load(dst, weights_only=True)['state_dict']
     assert torch.equal(sd['backbone.layer4.1.bn2.weight'],
                        source['backbone.layer4.1.bn2.weight'])
+
+
+def test_cli_timm_folder(stage1, tmp_path, repo_root):
+    """The user's path: the script in a subprocess, then timm offline."""
+    import subprocess
+    timm = pytest.importorskip('timm')
+    src, source = stage1
+    dst = str(tmp_path / 'r18_timm')
+    script = osp.join(repo_root, 'tools', 'model_converters',
+                      'export_backbone.py')
+    cmd = [sys.executable, script, src, dst, '--format', 'timm']
+    run = subprocess.run(
+        cmd + ['--stage', 'mdmoco'], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert 'r18_timm (folder)' in run.stdout
+    model = timm.create_model(f'local-dir:{dst}', pretrained=True)
+    assert torch.equal(model.layer4[1].bn2.weight,
+                       source['backbone.layer4.1.bn2.weight'])
+    card = open(osp.join(dst, 'README.md')).read()
+    assert 'Stage: stage 1, MD-MoCo' in card and '(given)' in card
+
+
+def test_cli_torchvision_alias_and_missing_src(stage1, tmp_path, monkeypatch,
+                                               capsys, repo_root):
+    src, source = stage1
+    sys.path.insert(0, osp.join(repo_root, 'tools', 'model_converters'))
+    try:
+        import export_backbone as cli
+    finally:
+        sys.path.pop(0)
+    dst = str(tmp_path / 'tv.pth')
+    monkeypatch.setattr(sys, 'argv',
+                        ['export_backbone.py', src, dst, '--torchvision'])
+    with pytest.warns(FutureWarning, match='--format torchvision'):
+        cli.main()
+    assert 'torchvision keys' in capsys.readouterr().out
+    assert 'fc.weight' not in torch.load(dst, weights_only=True)
+    monkeypatch.setattr(sys, 'argv', [
+        'export_backbone.py',
+        str(tmp_path / 'nothing.pth'), dst, '--format', 'hf'
+    ])
+    with pytest.raises(SystemExit, match='Checkpoint not found.*nothing'):
+        cli.main()
+    monkeypatch.setattr(sys, 'argv',
+                        ['export_backbone.py', src, dst, '--format', 'onnx'])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert "invalid choice: 'onnx'" in capsys.readouterr().err
