@@ -41,7 +41,7 @@ DEMO_DATASETS: Dict[str, str] = dict(DATASET_FOLDERS)
 
 # Fixed per-dataset stream offsets (never Python's randomised hash()).
 _SEED_OFFSETS = {key: 1009 * (i + 1) for i, key in enumerate(DEMO_DATASETS)}
-_VERSION = 2  # bump when the output changes so old demo folders are redone
+_VERSION = 3  # bump when the output changes so old demo folders are redone
 _COMPLETE = '.complete'  # written last: the folder is finished
 _OURS = '.demo_data'  # written first: the folder belongs to this generator
 

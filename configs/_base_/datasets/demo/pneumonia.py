@@ -19,8 +19,10 @@ test_pipeline = [
 ]
 
 _loader = dict(num_workers=0, persistent_workers=False)
+# batches of 8: at 2, BatchNorm's statistics of two images kept the
+# classifier at chance, in stage 2 and stage 3 alike (issue 13)
 train_dataloader = dict(
-    batch_size=2,
+    batch_size=8,
     **_loader,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 # inference at 128x80 is cheap: larger batches for the (larger) test split
