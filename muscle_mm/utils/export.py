@@ -44,17 +44,9 @@ STAGE_TITLES = dict(
 
 def _constants_file() -> str:
     """``configs/_base_/xray_constants.py`` of the checkout or the package's
-    ``.mim`` copy (as :mod:`muscle_mm.apis.paths`, without its imports)."""
-    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    tried = [
-        osp.join(root, 'configs', '_base_', 'xray_constants.py')
-        for root in (osp.dirname(package), osp.join(package, '.mim'))
-    ]
-    for path in tried:
-        if osp.isfile(path):
-            return path
-    raise FileNotFoundError(f'The paper\'s constants are in none of {tried}; '
-                            'run from a checkout of muscle_mm.')
+    ``.mim`` copy."""
+    from muscle_mm.apis.paths import get_config_path
+    return get_config_path('_base_/xray_constants.py')
 
 
 def xray_input_config(cfg=None) -> dict:
