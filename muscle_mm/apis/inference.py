@@ -516,7 +516,7 @@ class XrayInferencer:
             img.shape[2] == 1 else img.copy()
         h, w = img.shape[:2]
         scale = max(h, w) / 800
-        font, thick = 0.5 * max(scale, 0.3), max(1, round(scale))
+        font, thick = max(0.35, 0.5 * scale), max(1, round(scale))
         lines = []
         for task, pred in item.predictions.items():
             if pred['type'] == 'classification':
