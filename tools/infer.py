@@ -19,10 +19,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Inference on new radiographs with a stage-3 task model '
         'or a stage-2 multi-task checkpoint')
-    parser.add_argument('config', help='config file the model was trained '
-                        'with')
-    parser.add_argument('checkpoint', help='checkpoint written by '
-                        'tools/train.py')
+    parser.add_argument(
+        'config', help='config file the model was trained '
+        'with')
+    parser.add_argument(
+        'checkpoint', help='checkpoint written by '
+        'tools/train.py')
     parser.add_argument(
         'inputs', nargs='+', help='image files, folders or .txt lists')
     parser.add_argument(

@@ -37,10 +37,13 @@ from muscle_mm.utils.checkpoint_checks import (check_checkpoint_fits,
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.dcm',
                   '.dicom', '.dic')
 #: Task of each dataset type of Table 1 (a stage-3 config's task).
-DATASET_TASKS = {TABLE1[ds]['type']: task for task, ds in TASK_DATASETS.items()}
+DATASET_TASKS = {
+    TABLE1[ds]['type']: task
+    for task, ds in TASK_DATASETS.items()
+}
 #: Colours (BGR) of masks and boxes, by class index.
-COLOURS = ((0, 200, 0), (0, 0, 230), (230, 120, 0), (0, 200, 230),
-           (200, 0, 200))
+COLOURS = ((0, 200, 0), (0, 0, 230), (230, 120, 0), (0, 200, 230), (200, 0,
+                                                                    200))
 
 
 @dataclass
@@ -61,8 +64,10 @@ class InferenceItem:
     def to_json(self) -> dict:
         """The JSON record: masks are left out (they are written as PNG)."""
         preds = {
-            task: {k: v
-                   for k, v in pred.items() if k != 'mask'}
+            task: {
+                k: v
+                for k, v in pred.items() if k != 'mask'
+            }
             for task, pred in self.predictions.items()
         }
         return dict(
@@ -451,7 +456,8 @@ class XrayInferencer:
             mask = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
             total = float(mask.size)
             areas = {
-                spec.class_name(k): dict(
+                spec.class_name(k):
+                dict(
                     area_px=int((mask == k).sum()),
                     fraction=float((mask == k).sum() / total))
                 for k in range(1, max(len(spec.classes or ()), 2))
@@ -533,14 +539,17 @@ class XrayInferencer:
                 lines.append(f'{task}: {100 * pred["mask_fraction"]:.1f}% '
                              'of the image')
             else:
-                shown = [b for b in pred['boxes'] if b['score'] >= self.score_thr]
+                shown = [
+                    b for b in pred['boxes'] if b['score'] >= self.score_thr
+                ]
                 for box in shown:
                     x1, y1, x2, y2 = (int(round(v)) for v in box['bbox'])
                     colour = COLOURS[(box['label'] + 1) % len(COLOURS)]
                     cv2.rectangle(img, (x1, y1), (x2, y2), colour, thick)
                     cv2.putText(img, f"{box['class_name']} {box['score']:.2f}",
-                                (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                                font, colour, thick, cv2.LINE_AA)
+                                (x1, max(y1 - 3, 10)),
+                                cv2.FONT_HERSHEY_SIMPLEX, font, colour, thick,
+                                cv2.LINE_AA)
                 lines.append(f'{task}: {len(shown)} boxes >= {self.score_thr}')
         step = int(22 * max(scale, 0.5))
         for k, line in enumerate(lines):
@@ -553,8 +562,7 @@ class XrayInferencer:
 def summary_row(item: InferenceItem) -> dict:
     """One CSV row: the file, its status, and each task's headline."""
     row = dict(
-        file=item.path, output=item.name, status=item.status,
-        error=item.error)
+        file=item.path, output=item.name, status=item.status, error=item.error)
     for task, pred in item.predictions.items():
         if pred['type'] == 'classification':
             row[f'{task}_class'] = pred['pred_class']

@@ -101,8 +101,8 @@ def read_json(out_dir, name):
 def write_list(workdir, task: str, dumped: list) -> str:
     """The dumped images as a .txt list, in the test split's order."""
     listing = workdir / f'{task}_images.txt'
-    listing.write_text(
-        '\n'.join(osp.abspath(s['img_path']) for s in dumped) + '\n')
+    listing.write_text('\n'.join(osp.abspath(s['img_path'])
+                                 for s in dumped) + '\n')
     return str(listing)
 
 
@@ -151,8 +151,8 @@ def check_against_dump(task: str, out, names: list, dumped: list) -> None:
                                        inst['scores'].numpy(),
                                        rtol=0,
                                        atol=1e-6)
-            assert [b['label'] for b in pred['boxes']
-                    ] == inst['labels'].tolist()
+            assert [b['label']
+                    for b in pred['boxes']] == inst['labels'].tolist()
             assert {b['class_name'] for b in pred['boxes']} <= set(classes)
 
 
@@ -172,9 +172,8 @@ def test_inferencer_gives_test_tool_predictions(task, workdir, checkpoints,
         write_list(workdir, task, dumped),
         out_dir=str(out),
         show_progress=False)
-    assert [i.path for i in items] == [
-        osp.abspath(s['img_path']) for s in dumped
-    ]
+    assert [i.path
+            for i in items] == [osp.abspath(s['img_path']) for s in dumped]
     check_against_dump(task, out, [i.name for i in items], dumped)
     with open(out / 'summary.csv') as f:
         rows = list(csv.DictReader(f))
@@ -192,7 +191,8 @@ def test_multitask_heads_equal_the_task_models(workdir, demo_data_root):
     state = build_model(cfg).state_dict()
     ckpt = save(state, workdir / 'cl.pth')
     images = sorted(
-        Path(demo_data_root, 'chest_xray', 'chest_xray', 'test').rglob('*.jpeg'))[:3]
+        Path(demo_data_root, 'chest_xray', 'chest_xray',
+             'test').rglob('*.jpeg'))[:3]
     assert images
     images = [str(p) for p in images]
     old_cwd = os.getcwd()
@@ -206,16 +206,16 @@ def test_multitask_heads_equal_the_task_models(workdir, demo_data_root):
                 k[len(f'tasks.{task}.'):]: v
                 for k, v in state.items() if k.startswith(f'tasks.{task}.')
             }
-            own.update(
-                {k: v
-                 for k, v in state.items() if k.startswith('backbone.')})
+            own.update({
+                k: v
+                for k, v in state.items() if k.startswith('backbone.')
+            })
             task_cfg = Config.fromfile(CONFIGS[task])
             if task == 'tbx':  # the stage-2 demo's proposal counts
-                task_cfg.model.test_cfg.rpn.update(nms_pre=200, max_per_img=100)
+                task_cfg.model.test_cfg.rpn.update(
+                    nms_pre=200, max_per_img=100)
             single = XrayInferencer(
-                task_cfg,
-                save(own, workdir / f'cl_{task}.pth'),
-                batch_size=2)
+                task_cfg, save(own, workdir / f'cl_{task}.pth'), batch_size=2)
             want = single(images, show_progress=False)
             for a, b in zip(got, want):
                 pa, pb = a.predictions[task], b.predictions[task]
@@ -241,7 +241,9 @@ def scans(workdir, demo_data_root):
     """One radiograph as 8-bit PNG, 16-bit PNG, DICOM MONOCHROME2 and
     MONOCHROME1 (tools/misc/image_to_dicom.py; all the same pixels once
     loaded), a JPEG, and a corrupt and a truncated file in a subfolder."""
-    src = sorted(Path(demo_data_root, 'chest_xray', 'chest_xray', 'test').rglob('*.jpeg'))
+    src = sorted(
+        Path(demo_data_root, 'chest_xray', 'chest_xray',
+             'test').rglob('*.jpeg'))
     grey = cv2.imread(str(src[0]), cv2.IMREAD_GRAYSCALE).astype(np.float64)
     grey = np.rint((grey - grey.min()) * 255 / (grey.max() - grey.min()))
     grey = grey.astype(np.uint8)  # spans 0-255: every mapping keeps it

@@ -41,7 +41,8 @@ def write_dicom(grey: np.ndarray, path: str, monochrome1: bool = False) -> str:
     ds.BitsAllocated = ds.BitsStored = bits
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(grey).astype(f'<u{bits // 8}').tobytes()
+    ds.PixelData = np.ascontiguousarray(grey).astype(
+        f'<u{bits // 8}').tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return str(path)
 
@@ -59,8 +60,9 @@ def main() -> None:
     if img is None:
         raise SystemExit(f'cannot read {args.image} as an image')
     if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if img.shape[2] == 3
-                           else cv2.COLOR_BGRA2GRAY)
+        img = cv2.cvtColor(
+            img,
+            cv2.COLOR_BGR2GRAY if img.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
     print(write_dicom(img, args.out, args.monochrome1))
 
 
