@@ -26,7 +26,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         'checkpoint', help='checkpoint written by '
         'tools/train.py')
     parser.add_argument(
-        'inputs', nargs='+', help='image files, folders or .txt lists')
+        'inputs',
+        nargs='+',
+        help='image files, folders (searched recursively for .png .jpg '
+        '.jpeg .bmp .tif .tiff .dcm .dicom .dic) or .txt lists of paths')
     parser.add_argument(
         '--out-dir', required=True, help='folder for the outputs')
     parser.add_argument(

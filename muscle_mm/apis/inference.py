@@ -307,7 +307,8 @@ class XrayInferencer:
         bar = ProgressBar(len(items)) if show_progress else None
         for chunk in self._chunks(items):
             for spec in self.tasks.values():
-                ready = self._prepare(spec, chunk, keep_image=out_dir)
+                ready = self._prepare(
+                    spec, chunk, keep_image=out_dir is not None)
                 if not ready:
                     continue
                 samples = self._predict(spec.name, [d for _, d in ready])
@@ -376,7 +377,7 @@ class XrayInferencer:
             yield items[start:start + self.batch_size]
 
     def _prepare(self, spec: TaskSpec, chunk: List[InferenceItem],
-                 keep_image) -> List[Tuple[InferenceItem, dict]]:
+                 keep_image: bool) -> List[Tuple[InferenceItem, dict]]:
         """Run the task's pipeline on each readable item of ``chunk``."""
         ready = []
         with DefaultScope.overwrite_default_scope(self.scope):
