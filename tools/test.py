@@ -20,6 +20,10 @@ def parse_args() -> argparse.Namespace:
         help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', help='dump the metrics to this json file')
     parser.add_argument(
+        '--dump',
+        help='dump the predictions to this .pkl file (mmengine DumpResults), '
+        'e.g. to compare with tools/infer.py')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -61,6 +65,10 @@ def main() -> None:
     # the runner loads `load_from` non-strictly: a checkpoint of another
     # model would leave random layers and still print figures
     check_checkpoint_fits(runner.model, args.checkpoint)
+    if args.dump:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.dump))
     metrics = runner.test()
     if args.out and runner.rank == 0:
         import mmengine
