@@ -55,11 +55,12 @@ def test_installed_package_reads_its_mim_folder(tmp_path, monkeypatch):
     assert 'pip install -e .' in str(e.value)
 
 
-@pytest.mark.slow
-def test_wheel_carries_configs_and_tools(tmp_path):
-    """``pip wheel`` (what ``pip install .`` builds) copies configs/ and
-    tools/ into ``muscle_mm/.mim``; built from a copy of the checkout, so
-    this one is left as it is."""
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    """``pip wheel`` (what ``pip install .`` builds) of a copy of the
+    checkout, so the checkout's own ``muscle_mm/.mim`` links are left as
+    they are (a build in place would replace them by copies)."""
+    tmp_path = tmp_path_factory.mktemp('wheel')
     src = tmp_path / 'src'
     files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'],
                            cwd=REPO,
@@ -79,7 +80,89 @@ def test_wheel_carries_configs_and_tools(tmp_path):
                    check=True,
                    capture_output=True)
     wheel, = (tmp_path / 'dist').glob('muscle_mm-*.whl')
+    return wheel
+
+
+@pytest.mark.slow
+def test_wheel_carries_configs_and_tools(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert 'muscle_mm/.mim/configs/muscle/cl_r18.py' in names
     assert 'muscle_mm/.mim/tools/train.py' in names
     assert 'muscle_mm/.mim/tools/dist_train.sh' in names
+    assert 'muscle_mm/.mim/model-index.yml' in names  # read for muscle_mm::
+
+
+MY_CONFIG = """\
+# a third party's config: muscle_mm's runtime, its own toy model
+_base_ = ['muscle_mm::_base_/default_runtime.py']
+custom_imports = dict(imports=['toy_modules'], allow_failed_imports=False)
+model = dict(type='ToyRegressor', dim=8)
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ToyRegressionDataset', num_samples=32, dim=8))
+train_cfg = dict(by_epoch=True, max_epochs=1)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05))
+custom_hooks = [dict(type='DumpWeightsHook')]
+"""
+
+
+@pytest.mark.slow
+def test_non_editable_install_works_outside_the_checkout(wheel, tmp_path):
+    """``pip install .`` into a fresh venv, used from a folder that is not
+    the checkout: the package is the venv's copy (not the editable one of
+    the system site-packages), the study plans with the venv's configs and
+    tools, and the installed ``tools/train.py`` trains a config that
+    inherits ``muscle_mm::``."""
+    venv = tmp_path / 'venv'
+    # the system site-packages give the OpenMMLab stack (and pip)
+    subprocess.run([
+        sys.executable, '-m', 'venv', '--system-site-packages',
+        '--without-pip',
+        str(venv)
+    ],
+                   check=True)
+    python = str(venv / 'bin' / 'python')
+    subprocess.run([
+        python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
+        '-q',
+        str(wheel)
+    ],
+                   check=True,
+                   capture_output=True)
+    work = tmp_path / 'elsewhere'
+    work.mkdir()
+    (work / 'toy_modules.py').write_text(
+        open(osp.join(REPO, 'tests/data/toy_modules.py')).read())
+    (work / 'my_config.py').write_text(MY_CONFIG)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env['PYTHONPATH'] = str(work)  # the toy modules only, no checkout
+
+    def run(*args):
+        proc = subprocess.run([python, *args],
+                              cwd=str(work),
+                              env=env,
+                              capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        return proc.stdout.splitlines()
+
+    site = run('-c', 'import muscle_mm, sysconfig; '
+               'print(muscle_mm.__file__); '
+               "print(sysconfig.get_paths()['purelib'])")
+    assert site[0].startswith(site[1]) and site[1].startswith(str(venv))
+    package = osp.dirname(site[0])
+    plan = run(
+        '-c', 'from muscle_mm.apis import MuscleStudy, StudySettings\n'
+        "s = MuscleStudy(StudySettings(work_dir='w', tasks=['lung']))\n"
+        'print(*[r.config for r in s.plan()], sep="\\n")\n'
+        "print(s.tool('train.py'))")
+    assert plan and all(
+        p.startswith(osp.join(package, '.mim', '')) and osp.isfile(p)
+        for p in plan)
+    train = plan[-1]
+    run(train, 'my_config.py', '--work-dir', 'work_dirs/mine')
+    assert (work / 'work_dirs' / 'mine' / 'weights_rank0.pth').is_file()
+    assert (work / 'work_dirs' / 'mine' / 'epoch_1.pth').is_file()

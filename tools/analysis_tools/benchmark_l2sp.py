@@ -31,7 +31,6 @@ from muscle_mm.engine.hooks import L2SPHook
 from muscle_mm.registry import MODELS
 
 
-
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--size', type=int, default=224, help='image side')
