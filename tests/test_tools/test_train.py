@@ -147,3 +147,16 @@ def test_tensorboard_switch_without_the_package(monkeypatch):
     tool.merge_args(cfg, args)
     assert [b['type'] for b in cfg.visualizer.vis_backends
             ] == ['TensorboardVisBackend']
+
+
+def test_study_passes_tensorboard_to_every_run(tmp_path):
+    """``tools/run_muscle.py --tensorboard`` -> ``StudySettings`` -> each
+    run's ``tools/train.py --tensorboard``."""
+    from muscle_mm.apis import MuscleStudy, StudySettings, get_config_path
+    for on in (False, True):
+        study = MuscleStudy(
+            StudySettings(work_dir=str(tmp_path), tensorboard=on),
+            log=lambda m: 0)
+        cmd = study.train_command(
+            get_config_path('muscle/cl_r18.py'), str(tmp_path))
+        assert ('--tensorboard' in cmd) is on
