@@ -166,3 +166,27 @@ def test_non_editable_install_works_outside_the_checkout(wheel, tmp_path):
     run(train, 'my_config.py', '--work-dir', 'work_dirs/mine')
     assert (work / 'work_dirs' / 'mine' / 'weights_rank0.pth').is_file()
     assert (work / 'work_dirs' / 'mine' / 'epoch_1.pth').is_file()
+    # every installed tool starts (imports, finds what it reads, parses)
+    sweep = run('-c', TOOL_SWEEP, osp.dirname(train))
+    assert sweep[-1] == 'failed: []', sweep[-5:]
+    assert int(sweep[-2].split()[0]) >= 14, sweep[-2]
+
+
+TOOL_SWEEP = '''
+import glob, io, os, runpy, sys, contextlib
+tools = sorted(glob.glob(os.path.join(sys.argv[1], '**', '*.py'),
+                         recursive=True))
+failed = []
+for tool in tools:
+    sys.argv = [tool, '--help']
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(tool, run_name='__main__')
+    except SystemExit as e:
+        if e.code not in (0, None):
+            failed.append((tool, e.code))
+    except Exception as e:
+        failed.append((tool, repr(e)))
+print(len(tools), 'tools')
+print('failed:', failed)
+'''
