@@ -84,12 +84,18 @@ def _for_muscle_mm(get_installed_path: Callable) -> Callable:
 def register_mim_package() -> None:
     """Make ``muscle_mm::`` resolvable by mmengine's ``Config`` and
     ``mmengine.hub.get_config``. Idempotent."""
+    import sys
+
     import mmengine.config.config as config_module
-    import mmengine.hub.hub as hub_module
+    import mmengine.utils as utils_module
     from mmengine.config.utils import MODULE2PACKAGE
 
     MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
-    for module in (config_module, hub_module):
+    # where the name is looked up: Config's module, and mmengine.utils for
+    # what imports it later (mmengine.hub, not imported here: it pulls in
+    # the runner)
+    hub_module = sys.modules.get('mmengine.hub.hub')
+    for module in filter(None, (config_module, utils_module, hub_module)):
         original = module.get_installed_path
         if not getattr(original, 'muscle_mm_mim', False):
             module.get_installed_path = _for_muscle_mm(original)

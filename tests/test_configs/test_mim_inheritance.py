@@ -51,6 +51,12 @@ def test_config_elsewhere_inherits_muscle_mm(tmp_path, monkeypatch):
     assert model.data_preprocessor.mean == [122.786] * 3  # Sec. 2.1
 
 
+def test_mmengine_hub_reads_muscle_mm_configs():
+    from mmengine.hub import get_config
+    cfg = get_config('muscle_mm::muscle/cl_r18.py')
+    assert cfg.train_cfg.rounds == 10  # the paper's
+
+
 def test_a_config_inheriting_muscle_mm_builds_its_task_model(tmp_path):
     """The ``_scope_`` mmengine gives a ``muscle_mm::`` model must not stop
     the task model from building in its own library's scope."""
