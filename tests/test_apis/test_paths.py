@@ -55,13 +55,8 @@ def test_installed_package_reads_its_mim_folder(tmp_path, monkeypatch):
     assert 'pip install -e .' in str(e.value)
 
 
-@pytest.fixture(scope='module')
-def wheel(tmp_path_factory):
-    """``pip wheel`` (what ``pip install .`` builds) of a copy of the
-    checkout, so the checkout's own ``muscle_mm/.mim`` links are left as
-    they are (a build in place would replace them by copies)."""
-    tmp_path = tmp_path_factory.mktemp('wheel')
-    src = tmp_path / 'src'
+def copy_of_checkout(dst):
+    """The checkout's tracked and new files (what a clone would have)."""
     files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'],
                            cwd=REPO,
                            check=True,
@@ -69,8 +64,30 @@ def wheel(tmp_path_factory):
                            text=True).stdout.splitlines()
     for rel in files:
         if osp.isfile(osp.join(REPO, rel)):
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            (src / rel).write_bytes(open(osp.join(REPO, rel), 'rb').read())
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dst / rel).write_bytes(open(osp.join(REPO, rel), 'rb').read())
+    return dst
+
+
+def fresh_venv(path):
+    """A venv on top of the system site-packages (the OpenMMLab stack and
+    pip, which installs into the venv); its python."""
+    subprocess.run([
+        sys.executable, '-m', 'venv', '--system-site-packages',
+        '--without-pip',
+        str(path)
+    ],
+                   check=True)
+    return str(path / 'bin' / 'python')
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    """``pip wheel`` (what ``pip install .`` builds) of a copy of the
+    checkout, so the checkout's own ``muscle_mm/.mim`` links are left as
+    they are (a build in place would replace them by copies)."""
+    tmp_path = tmp_path_factory.mktemp('wheel')
+    src = copy_of_checkout(tmp_path / 'src')
     subprocess.run([
         sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation',
         '--no-deps', '-q', '-w',
@@ -117,14 +134,7 @@ def test_non_editable_install_works_outside_the_checkout(wheel, tmp_path):
     tools, and the installed ``tools/train.py`` trains a config that
     inherits ``muscle_mm::``."""
     venv = tmp_path / 'venv'
-    # the system site-packages give the OpenMMLab stack (and pip)
-    subprocess.run([
-        sys.executable, '-m', 'venv', '--system-site-packages',
-        '--without-pip',
-        str(venv)
-    ],
-                   check=True)
-    python = str(venv / 'bin' / 'python')
+    python = fresh_venv(venv)
     subprocess.run([
         python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
         '-q',
@@ -190,3 +200,38 @@ for tool in tools:
 print(len(tools), 'tools')
 print('failed:', failed)
 '''
+
+
+@pytest.mark.slow
+def test_editable_install_resolves_muscle_mm_configs(tmp_path):
+    """``pip install -e .`` (PEP 660: the distribution's location is the
+    venv, not the checkout) still reads ``muscle_mm::`` from the checkout's
+    ``.mim`` links, which setup.py makes."""
+    src = copy_of_checkout(tmp_path / 'src')
+    python = fresh_venv(tmp_path / 'venv')
+    subprocess.run([
+        python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
+        '-q', '-e',
+        str(src)
+    ],
+                   check=True,
+                   capture_output=True)
+    assert (src / 'muscle_mm' / '.mim' / 'model-index.yml').is_symlink()
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'my_cl.py').write_text("_base_ = ['muscle_mm::muscle/cl_r18.py']\n")
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    out = subprocess.run([
+        python, '-c', 'import muscle_mm.utils\n'
+        'from mmengine.config import Config\n'
+        'print(muscle_mm.__file__)\n'
+        "print(Config.fromfile('my_cl.py').model.tasks.lung)"
+    ],
+                         cwd=str(run),
+                         env=env,
+                         check=True,
+                         capture_output=True,
+                         text=True).stdout.split()
+    assert out[0] == str(src / 'muscle_mm' / '__init__.py')
+    assert out[1] == str(src / 'muscle_mm' / '.mim' / 'configs' / '_base_' /
+                         'models' / 'tasks' / 'lung_deeplabv3_r18.py')
