@@ -49,7 +49,8 @@ def add_mim_extension() -> None:
     repo_path = osp.dirname(osp.abspath(__file__))
     mim_path = osp.join(repo_path, 'muscle_mm', '.mim')
     os.makedirs(mim_path, exist_ok=True)
-    for name in ('configs', 'tools'):
+    # model-index.yml: mmengine reads it first for `muscle_mm::` configs
+    for name in ('configs', 'tools', 'model-index.yml'):
         src_path = osp.join(repo_path, name)
         tar_path = osp.join(mim_path, name)
         if osp.isfile(tar_path) or osp.islink(tar_path):
@@ -62,10 +63,13 @@ def add_mim_extension() -> None:
                 continue
             except OSError:
                 warnings.warn(f'Cannot link {tar_path}; copying {src_path}')
-        shutil.copytree(
-            src_path,
-            tar_path,
-            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        if osp.isfile(src_path):
+            shutil.copyfile(src_path, tar_path)
+        else:
+            shutil.copytree(
+                src_path,
+                tar_path,
+                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
 
 add_mim_extension()

@@ -15,6 +15,7 @@ import sys
 from muscle_mm.apis import MuscleStudy, StudySettings, build_report
 from muscle_mm.apis.study import INITS, TASKS, default_work_dir
 from muscle_mm.utils import register_all_modules
+from muscle_mm.visualization import check_tensorboard
 from muscle_mm.utils.process import FolderInUseError
 
 
@@ -51,6 +52,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision training')
     parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log every run to TensorBoard (tools/train.py '
+        '--tensorboard); needs the tensorboard package')
+    parser.add_argument(
         '--preflight',
         action='store_true',
         help='train nothing: check data, configs, initialisation files, '
@@ -81,7 +87,13 @@ def main() -> None:
         imagenet=imagenet,
         gpus=args.gpus,
         amp=args.amp,
-        jobs=args.jobs)
+        jobs=args.jobs,
+        tensorboard=args.tensorboard)
+    if args.tensorboard:
+        try:  # before the first run, not in each of them
+            check_tensorboard()
+        except ImportError as e:
+            raise SystemExit(f'run_muscle: {e}')
     register_all_modules(init_default_scope=False)
     study = MuscleStudy(settings)
     try:

@@ -12,6 +12,7 @@ from muscle_mm.engine.optimizers import enable_amp
 from muscle_mm.utils import register_all_modules, setup_cpu_distributed
 from muscle_mm.utils.resume import (check_resume_file,
                                     find_resumable_checkpoint)
+from muscle_mm.visualization import enable_tensorboard
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -32,6 +33,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='enable automatic-mixed-precision training: float16 with '
         'dynamic loss scaling (mmengine AmpOptimWrapper) on GPUs, bfloat16 '
         'autocast (CPUAmpOptimWrapper) on CPU-only machines')
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log the scalars (losses, LR, metrics) to TensorBoard '
+        '(mmengine TensorboardVisBackend): event files in '
+        '<work_dir>/<timestamp>/vis_data/; needs the tensorboard package')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -95,6 +102,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.amp:
         enable_amp(cfg)
+
+    if args.tensorboard:
+        try:
+            enable_tensorboard(cfg)
+        except ImportError as e:
+            raise SystemExit(f'train.py: {e}')
 
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True

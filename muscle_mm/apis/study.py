@@ -79,6 +79,8 @@ class StudySettings:
             scale, else 1). A run starts once the backbone it loads is
             written; each job gets its own ``gpus`` GPUs (``jobs * gpus``
             must be visible) or an equal share of the CPU threads.
+        tensorboard: Train with ``--tensorboard`` (TensorBoard event files
+            beside each run's log).
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -93,6 +95,7 @@ class StudySettings:
     gpus: int = 1
     amp: bool = False
     jobs: Optional[int] = None
+    tensorboard: bool = False
 
     def __post_init__(self):
         if self.jobs is None:
@@ -184,6 +187,8 @@ class MuscleStudy:
         cmd += ['--work-dir', work_dir, '--resume']
         if self.s.amp:
             cmd.append('--amp')
+        if self.s.tensorboard:
+            cmd.append('--tensorboard')
         if ratio != 1:
             cmd.append('--auto-scale-lr')
         if test_out is not None:

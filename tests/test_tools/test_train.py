@@ -110,3 +110,53 @@ def test_dist_train_two_cpu_processes(tmp_path):
     assert not torch.allclose(w0['fc.weight'], init.weight)
     # each rank saw half of the 64 samples: 8 iterations of batch 4 per epoch
     assert 'Epoch(train) [1][8/8]' in proc.stdout + proc.stderr
+
+
+def test_tensorboard_switch_writes_event_files(tmp_path):
+    """``--tensorboard`` adds mmengine's TensorboardVisBackend: the losses
+    land in an events file under ``<work_dir>/<timestamp>/vis_data/``."""
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    _train(TOY_CFG, tmp_path, '--tensorboard')
+    events = list(tmp_path.glob('*/vis_data/events.out.tfevents.*'))
+    assert len(events) == 1, list(tmp_path.rglob('*'))
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    assert 'loss' in acc.Tags()['scalars'], acc.Tags()
+
+
+def test_tensorboard_switch_without_the_package(monkeypatch):
+    """Without the ``tensorboard`` package, ``--tensorboard`` stops before
+    training, saying what to install."""
+    import importlib.util
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location('train_tool',
+                                                  root / 'tools' / 'train.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from mmengine.config import Config
+    cfg = Config(dict(visualizer=dict(type='Visualizer')))
+    monkeypatch.setenv('LOCAL_RANK', '0')  # parse_args sets it
+    args = tool.parse_args(['cfg.py', '--tensorboard'])
+    monkeypatch.setitem(sys.modules, 'torch.utils.tensorboard', None)
+    with pytest.raises(SystemExit, match='pip install tensorboard'):
+        tool.merge_args(cfg, args)
+    monkeypatch.delitem(sys.modules, 'torch.utils.tensorboard')
+    pytest.importorskip('tensorboard')
+    tool.merge_args(cfg, args)
+    assert [b['type'] for b in cfg.visualizer.vis_backends
+            ] == ['TensorboardVisBackend']
+
+
+def test_study_passes_tensorboard_to_every_run(tmp_path):
+    """``tools/run_muscle.py --tensorboard`` -> ``StudySettings`` -> each
+    run's ``tools/train.py --tensorboard``."""
+    from muscle_mm.apis import MuscleStudy, StudySettings, get_config_path
+    for on in (False, True):
+        study = MuscleStudy(
+            StudySettings(work_dir=str(tmp_path), tensorboard=on),
+            log=lambda m: 0)
+        cmd = study.train_command(
+            get_config_path('muscle/cl_r18.py'), str(tmp_path))
+        assert ('--tensorboard' in cmd) is on

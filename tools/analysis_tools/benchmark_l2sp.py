@@ -16,7 +16,6 @@ Example::
         --threads 1
 """
 import argparse
-import os.path as osp
 import statistics
 import time
 from types import SimpleNamespace
@@ -27,10 +26,9 @@ from mmengine.hooks import LoggerHook
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 
+from muscle_mm.apis.paths import get_config_path
 from muscle_mm.engine.hooks import L2SPHook
 from muscle_mm.registry import MODELS
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args():
@@ -52,7 +50,7 @@ def parse_args():
 
 
 def build(args, schedule):
-    xray = Config.fromfile(osp.join(REPO, 'configs/_base_/xray_constants.py'))
+    xray = Config.fromfile(get_config_path('_base_/xray_constants.py'))
     model = MODELS.build(
         dict(
             type='mmpretrain.ImageClassifier',
@@ -96,10 +94,8 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     schedule = Config.fromfile(
-        osp.join(REPO,
-                 'configs/_base_/schedules/cl_sgd-cyclic-cos_10rounds.py'))
-    runtime = Config.fromfile(
-        osp.join(REPO, 'configs/_base_/default_runtime.py'))
+        get_config_path('_base_/schedules/cl_sgd-cyclic-cos_10rounds.py'))
+    runtime = Config.fromfile(get_config_path('_base_/default_runtime.py'))
     model, optim, data = build(args, schedule)
     (hook_cfg, ) = [h for h in schedule.custom_hooks if h.type == 'L2SPHook']
     hook_cfg = {k: v for k, v in hook_cfg.items() if k != 'type'}

@@ -26,7 +26,11 @@ import time
 import zipfile
 from typing import Callable, Dict
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+import muscle_mm
+
+# the folder the driver imports muscle_mm from (a checkout or site-packages):
+# the workers import the same one (muscle_mm itself is light to import)
+IMPORT_ROOT = osp.dirname(osp.dirname(muscle_mm.__file__))
 
 
 def parse_args():
@@ -107,8 +111,9 @@ def _det_step_time(args) -> float:
     from muscle_mm.registry import MODELS
     from muscle_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from muscle_mm.apis import get_config_path
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs/muscle/finetune/tbx_r18_scratch.py'))
+        get_config_path('muscle/finetune/tbx_r18_scratch.py'))
     w, h = args.det_size
     with DefaultScope.overwrite_default_scope('muscle_mm'):
         torch.manual_seed(0)
@@ -142,7 +147,7 @@ def unpack(wheel: str, into: str) -> str:
 def run_worker(args, pythonpath: str) -> Dict[str, float]:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (pythonpath, REPO, env.get('PYTHONPATH')) if p)
+        p for p in (pythonpath, IMPORT_ROOT, env.get('PYTHONPATH')) if p)
     cmd = [
         sys.executable, __file__, '--worker', '--baseline', args.baseline,
         '--iters',

@@ -25,6 +25,7 @@ from mmengine.logging import MMLogger
 
 import muscle_mm.datasets.readers  # noqa: F401 (until the shared
 import muscle_mm.datasets.transforms  # noqa: F401  __init__ files import
+from muscle_mm.apis.paths import get_config_path
 from muscle_mm.evaluation.probe import (RANDOM_INIT, format_probe_rows,
                                         probe_backbones)
 from muscle_mm.utils import register_all_modules
@@ -37,9 +38,9 @@ def parse_args() -> argparse.Namespace:
         'checkpoint', help='stage-1 checkpoint or exported backbone')
     parser.add_argument(
         '--task',
-        default='configs/_base_/datasets/demo/pneumonia.py',
         help='dataset config with train/val/test dataloaders and a '
-        'test_pipeline (labelled classification task)')
+        'test_pipeline (labelled classification task); default: the demo '
+        'pneumonia config of muscle_mm (_base_/datasets/demo/pneumonia.py)')
     parser.add_argument('--k', type=int, default=5, help='kNN neighbours')
     parser.add_argument('--folds', type=int, default=5, help='CV folds')
     parser.add_argument('--seed', type=int, default=0)
@@ -55,6 +56,8 @@ def main() -> None:
     # init_weights logs every tensor at INFO; keep the output to the table
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     cfg = Config.fromfile(args.config)
+    args.task = args.task or get_config_path(
+        '_base_/datasets/demo/pneumonia.py')
     task = Config.fromfile(args.task)
     out = probe_backbones(
         cfg.model,

@@ -5,6 +5,8 @@
     python tools/dataset_converters/make_splits.py --data-root data/demo
     python tools/dataset_converters/make_splits.py \
         --root mura=/datasets/MURA-v1.1 --datasets mura
+    python tools/dataset_converters/make_splits.py --data-root /ro/data \
+        --out /scratch/splits   # then MUSCLE_SPLIT_ROOT=/scratch/splits
 
 Each dataset gets ``<its folder>/muscle_splits/{train,val,test}.txt`` (one
 path relative to the dataset folder per line) and ``info.json``; TBX11K
@@ -18,15 +20,23 @@ what the release holds (or ``--proportions TRAIN VAL TEST``: the demo study
 uses 40 10 50, so that its small test splits still give a narrow AUC CI);
 found vs paper counts are printed, with the difference, never faked.
 Existing split files are kept unless ``--force``.
+
+Data on a read-only disk: ``--out DIR`` writes them to
+``DIR/<release folder name>/muscle_splits/`` instead, where the readers find
+them given ``split_root=DIR``, or the environment variable
+``MUSCLE_SPLIT_ROOT=DIR`` (seen by every config and the study). Without
+``--out``, a data folder that is not writable stops the tool with a message.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 from typing import Optional
 
-from muscle_mm.datasets.readers.base import (SPLIT_DIR, SPLITS, TABLE1,
-                                             ErrorPolicy, split_file)
+from muscle_mm.datasets.readers.base import (SPLIT_ROOT_ENV, SPLITS, TABLE1,
+                                             ErrorPolicy, split_dir,
+                                             split_file)
 from muscle_mm.datasets.readers.lung_masks import ChestXrayMasksDataset
 from muscle_mm.datasets.readers.mura import MURADataset
 from muscle_mm.datasets.readers.pneumonia import KermanyPneumoniaDataset
@@ -87,6 +97,12 @@ def parse_args():
         'DEMO_SPLIT_PROPORTIONS) so its test splits are large enough for '
         'a narrow AUC CI')
     parser.add_argument(
+        '--out',
+        metavar='DIR',
+        help='write the split files to DIR/<release folder name>/'
+        'muscle_splits instead of the dataset folder (data on a read-only '
+        f'disk); readers: split_root=DIR or {SPLIT_ROOT_ENV}=DIR')
+    parser.add_argument(
         '--force', action='store_true', help='overwrite existing split files')
     return parser.parse_args()
 
@@ -107,14 +123,34 @@ def count_table(key: str, found: dict,
     return '\n'.join(rows)
 
 
-def write_coco(root: str, splits: dict, uncertain_tb: str) -> None:
-    """COCO json per split with the reader's image ids."""
+def write_coco(root: str, folder: str, splits: dict,
+               uncertain_tb: str) -> None:
+    """COCO json per split with the reader's image ids, into ``folder``."""
     records = load_tbx11k(root, ErrorPolicy('raise', 'TBX11K'))
     for s, rels in splits.items():
-        with open(osp.join(root, SPLIT_DIR, f'{s}.json'), 'w') as f:
+        with open(osp.join(folder, f'{s}.json'), 'w') as f:
             json.dump(coco_subset(records, rels, uncertain_tb), f)
     print(f'tbx11k: COCO jsons written with uncertain_tb={uncertain_tb!r} '
-          f'-> {osp.join(root, SPLIT_DIR)}')
+          f'-> {folder}')
+
+
+def check_writable(key: str, root: str, folder: str, out: Optional[str]):
+    """Stop, saying what to do, unless ``folder`` can be written (it, or
+    the nearest folder above it that exists)."""
+    existing = folder
+    while not osp.isdir(existing) and osp.dirname(existing) != existing:
+        existing = osp.dirname(existing)
+    if os.access(existing, os.W_OK):
+        return
+    if out is None:
+        raise SystemExit(
+            f'{key}: the dataset folder {root} is not writable (a read-only '
+            f'disk?), so the split files cannot go to {folder}. Write them '
+            'elsewhere with --out DIR, then let the readers find them with '
+            f'split_root=DIR in the dataset config or {SPLIT_ROOT_ENV}=DIR '
+            'in the environment (every config and the study read it).')
+    raise SystemExit(f'{key}: --out {out}: cannot write {folder} '
+                     f'({existing} is not writable); choose another --out.')
 
 
 def make_one(key: str,
@@ -122,27 +158,32 @@ def make_one(key: str,
              seed: int,
              force: bool,
              uncertain_tb: str = 'active',
-             proportions: Optional[dict] = None) -> dict:
+             proportions: Optional[dict] = None,
+             out: Optional[str] = None) -> dict:
     """Write (or keep) the split files of one dataset; returns the counts.
 
     ``proportions`` (``{'train': w, 'val': w, 'test': w}``) replace the
-    paper's counts as the targets' weights.
+    paper's counts as the targets' weights; ``out`` is the ``split_root``
+    written to instead of ``root`` (``base.split_dir``).
     """
-    paths = [split_file(root, s) for s in SPLITS]
+    folder = split_dir(root, key, out)
+    paths = [split_file(folder, s) for s in SPLITS]
     if all(osp.isfile(p) for p in paths) and not force:
         found = {
             s: sum(1 for ln in open(p) if ln.strip())
             for s, p in zip(SPLITS, paths)
         }
-        print(f'{key}: split files exist in {osp.dirname(paths[0])}, kept '
-              '(--force to rewrite)')
+        print(f'{key}: split files exist in {folder}, kept (--force to '
+              'rewrite)')
         if key == 'tbx11k':
+            check_writable(key, root, folder, out)
             write_coco(
-                root, {
+                root, folder, {
                     s: [ln.strip() for ln in open(p) if ln.strip()]
                     for s, p in zip(SPLITS, paths)
                 }, uncertain_tb)
         return found
+    check_writable(key, root, folder, out)
     items = READERS[key].split_candidates(root)
     if not items:
         raise SystemExit(f'{key}: no image found in {root}')
@@ -157,11 +198,13 @@ def make_one(key: str,
         candidates=len(items))
     if proportions:
         info['proportions'] = proportions
-    write_splits(root, splits, info)
+    if out is not None:
+        info['data_root'] = osp.abspath(root)
+    write_splits(root, splits, info, folder)
     print(f'{key}: {len(items)} images, {POLICY[key]}, seed {seed} -> '
-          f'{osp.dirname(paths[0])}')
+          f'{folder}')
     if key == 'tbx11k':
-        write_coco(root, splits, uncertain_tb)
+        write_coco(root, folder, splits, uncertain_tb)
     return found
 
 
@@ -187,8 +230,12 @@ def main():
             missing += 1
             continue
         found = make_one(key, roots[key], args.seed, args.force,
-                         args.uncertain_tb, proportions)
+                         args.uncertain_tb, proportions, args.out)
         print(count_table(key, found, proportions))
+    if args.out is not None and missing < len(args.datasets):
+        print(f'Split files are under {args.out}: give the readers '
+              f'split_root={args.out!r}, or set {SPLIT_ROOT_ENV}='
+              f'{args.out} for every config and the study.')
     return 1 if missing == len(args.datasets) else 0
 
 

@@ -10,7 +10,7 @@ import csv
 import os
 import os.path as osp
 from collections import Counter
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 
@@ -19,6 +19,8 @@ from muscle_mm.metainfo import TABLE1
 SPLITS = ('train', 'val', 'test')
 SPLIT_DIR = 'muscle_splits'
 MAKE_SPLITS = 'python tools/dataset_converters/make_splits.py'
+#: environment variable: the default ``split_root`` of every reader
+SPLIT_ROOT_ENV = 'MUSCLE_SPLIT_ROOT'
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.dcm')
 
@@ -138,8 +140,21 @@ def read_rows(path: str, n_cols: int) -> List[List[str]]:
     return rows
 
 
-def split_file(data_root: str, split: str) -> str:
-    return osp.join(data_root, SPLIT_DIR, f'{split}.txt')
+def split_dir(data_root: str,
+              key: str,
+              split_root: Optional[str] = None) -> str:
+    """Folder of the split files of dataset ``key`` (a key of ``TABLE1``):
+    ``<data_root>/muscle_splits``, or, for data on a read-only disk,
+    ``<split_root>/<release folder name>/muscle_splits``, as
+    ``make_splits.py --out <split_root>`` writes them."""
+    if not split_root:
+        return osp.join(data_root, SPLIT_DIR)
+    return osp.join(split_root, TABLE1[key]['folder'], SPLIT_DIR)
+
+
+def split_file(folder: str, split: str) -> str:
+    """``<folder>/<split>.txt``, ``folder`` as :func:`split_dir` gives."""
+    return osp.join(folder, f'{split}.txt')
 
 
 def _split_lines(path: str) -> List[str]:
@@ -153,11 +168,11 @@ def _examples(counts: Dict[str, int], n: int = 5) -> str:
     return shown + (', ...' if len(counts) > n else '')
 
 
-def split_problems(data_root: str, split: str,
+def split_problems(folder: str, split: str,
                    lines: Sequence[str]) -> List[str]:
     """What is wrong with one split's lines: a path listed twice, or also
-    in another split file of ``data_root`` (paths compared normalised)."""
-    path = split_file(data_root, split)
+    in another split file of ``folder`` (paths compared normalised)."""
+    path = split_file(folder, split)
     counts = Counter(osp.normpath(ln) for ln in lines)
     twice = {k: c for k, c in counts.items() if c > 1}
     problems = []
@@ -165,7 +180,7 @@ def split_problems(data_root: str, split: str,
         problems.append(f'split file {path} lists {len(twice)} image(s) '
                         f'more than once: {_examples(twice)}')
     for other in SPLITS:
-        other_path = split_file(data_root, other)
+        other_path = split_file(folder, other)
         if other == split or not osp.isfile(other_path):
             continue
         shared = [
@@ -180,14 +195,21 @@ def split_problems(data_root: str, split: str,
     return problems
 
 
-def read_split(data_root: str, split: str, key: str) -> List[str]:
-    """Relative paths of one split written by ``make_splits.py``; an image
+def read_split(data_root: str,
+               split: str,
+               key: str,
+               split_root: Optional[str] = None) -> List[str]:
+    """Relative paths of one split written by ``make_splits.py`` (in
+    ``data_root``, or under ``split_root``: :func:`split_dir`); an image
     listed twice, or also in another split, is an error."""
-    path = split_file(data_root, split)
+    folder = split_dir(data_root, key, split_root)
+    path = split_file(folder, split)
     if osp.basename(data_root) == TABLE1[key]['folder']:
         where = f'--data-root "{osp.dirname(data_root)}"'
     else:
         where = f'--root "{key}={data_root}"'
+    if split_root:
+        where += f' --out "{split_root}"'
     cmd = f'{MAKE_SPLITS} {where} --datasets {key}'
     if not osp.isfile(path):
         raise FileNotFoundError(
@@ -198,7 +220,7 @@ def read_split(data_root: str, split: str, key: str) -> List[str]:
         raise DatasetFormatError(
             f'split file {path} is empty; expected one relative image path '
             f'per line. Re-create it with:\n  {cmd} --force')
-    problems = split_problems(data_root, split, lines)
+    problems = split_problems(folder, split, lines)
     if problems:
         raise DatasetFormatError(
             '; '.join(problems) + '. Each image must be in exactly one '
@@ -216,6 +238,11 @@ class XrayReaderMixin:
             ``LoadXrayImage``.
         on_error (str): ``'raise'`` (default) or ``'skip'`` bad items.
         check_files (bool): stat every image (slow on network disks).
+        split_root (str, optional): where ``make_splits.py --out`` wrote
+            the split files, for data on a read-only disk; they are read
+            from ``<split_root>/<release folder>/muscle_splits``. Defaults
+            to the environment variable ``MUSCLE_SPLIT_ROOT`` if set (so
+            every config and the study see it), else ``data_root``.
     """
 
     SOURCE = ''
@@ -227,6 +254,7 @@ class XrayReaderMixin:
                  pipeline: Sequence = (),
                  on_error: str = 'raise',
                  check_files: bool = False,
+                 split_root: Optional[str] = None,
                  **kwargs) -> None:
         name = type(self).__name__
         if split not in SPLITS:
@@ -244,6 +272,8 @@ class XrayReaderMixin:
         self.split = split
         self.errors = ErrorPolicy(on_error, name)
         self.check_files = check_files
+        self.split_root = split_root or os.environ.get(SPLIT_ROOT_ENV) \
+            or None
         kwargs.setdefault('ann_file', '')
         super().__init__(data_root=self.root, pipeline=pipeline, **kwargs)
 
@@ -271,7 +301,7 @@ class XrayReaderMixin:
         return data_list
 
     def _read_split(self) -> List[str]:
-        return read_split(self.root, self.split, self.SOURCE)
+        return read_split(self.root, self.split, self.SOURCE, self.split_root)
 
 
 def rel_to(path: str, root: str) -> str:

@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import random
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .base import SPLIT_DIR, SPLITS, split_file
 
@@ -81,11 +81,16 @@ def _fit(n: int, filled: dict, quota: dict, stratum: str):
     return None
 
 
-def write_splits(data_root: str, splits: Dict[str, List[str]],
-                 info: dict) -> None:
-    os.makedirs(osp.join(data_root, SPLIT_DIR), exist_ok=True)
+def write_splits(data_root: str,
+                 splits: Dict[str, List[str]],
+                 info: dict,
+                 folder: Optional[str] = None) -> None:
+    """Split files and ``info.json`` into ``folder`` (default
+    ``<data_root>/muscle_splits``; see ``base.split_dir``)."""
+    folder = folder or osp.join(data_root, SPLIT_DIR)
+    os.makedirs(folder, exist_ok=True)
     for split, paths in splits.items():
-        with open(split_file(data_root, split), 'w') as f:
+        with open(split_file(folder, split), 'w') as f:
             f.writelines(p + '\n' for p in paths)
-    with open(osp.join(data_root, SPLIT_DIR, 'info.json'), 'w') as f:
+    with open(osp.join(folder, 'info.json'), 'w') as f:
         json.dump(info, f, indent=2)

@@ -22,7 +22,9 @@ def build_task_model(cfg: Union[dict, str]) -> BaseModel:
 
     ``type='mmseg.EncoderDecoder'`` becomes ``_scope_='mmseg'``, so the
     unprefixed types inside mmseg's stock config (``'ASPPHead'``, ``'BN'``...)
-    resolve in mmseg and not in the ``muscle`` default scope.
+    resolve in mmseg and not in the ``muscle`` default scope. The prefix
+    wins over a ``_scope_`` the model inherited: mmengine gives the models
+    of ``muscle_mm::`` base configs ``_scope_='muscle_mm'``.
     """
     if isinstance(cfg, str):
         if not osp.isfile(cfg):
@@ -34,8 +36,7 @@ def build_task_model(cfg: Union[dict, str]) -> BaseModel:
         cfg = file_cfg.model
     cfg = copy.deepcopy(cfg)
     model_type = cfg.get('type')
-    if isinstance(model_type, str) and '.' in model_type \
-            and '_scope_' not in cfg:
+    if isinstance(model_type, str) and '.' in model_type:
         cfg['_scope_'], cfg['type'] = model_type.split('.', 1)
     return MODELS.build(cfg)
 

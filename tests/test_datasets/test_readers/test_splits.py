@@ -3,6 +3,7 @@
 ``make_splits.py`` tool on demo data."""
 import importlib.util
 import json
+import os
 import os.path as osp
 import random
 import re
@@ -162,3 +163,59 @@ def test_make_splits_reports_missing_folders(tmp_path, capsys, monkeypatch):
     tool = 'tools/dataset_converters/make_splits.py'
     assert run_tool(tool, ['--data-root', str(tmp_path)], monkeypatch) == 1
     assert 'not found, skipped' in capsys.readouterr().out
+
+
+def test_make_splits_on_read_only_data_needs_out(tmp_path, capsys,
+                                                 monkeypatch):
+    """A data folder that cannot be written stops the tool with a message
+    naming it and ``--out``; with ``--out`` the readers load the very same
+    splits from ``split_root`` (or ``MUSCLE_SPLIT_ROOT``).
+
+    Tests run as root, whom ``chmod`` does not stop, so ``os.access`` (the
+    tool's check) answers for the data folder as it would for a user."""
+    from muscle_mm.registry import DATASETS
+    data = tmp_path / 'data'
+    generate_demo_data(str(data), seed=0, datasets=['pneumonia', 'lung_masks'])
+    access = os.access
+
+    def user_access(path, mode, *args, **kwargs):
+        inside = osp.realpath(path).startswith(str(data.resolve()))
+        return False if inside and mode & os.W_OK else access(
+            path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'access', user_access)
+    monkeypatch.delenv('MUSCLE_SPLIT_ROOT', raising=False)
+    tool = 'tools/dataset_converters/make_splits.py'
+    with pytest.raises(SystemExit) as e:
+        run_tool(tool, ['--data-root', str(data)], monkeypatch)
+    message = str(e.value)
+    assert str(data / 'chest_xray') in message and 'not writable' in message
+    assert '--out DIR' in message and 'MUSCLE_SPLIT_ROOT' in message
+    assert not (data / 'chest_xray' / 'muscle_splits').exists()
+
+    out = tmp_path / 'splits'
+    assert run_tool(tool, ['--data-root', str(data), '--out',
+                           str(out)], monkeypatch) == 0
+    assert f"split_root='{out}'" in capsys.readouterr().out
+    for key in ('pneumonia', 'lung_masks'):
+        root = data / TABLE1[key]['folder']
+        folder = out / TABLE1[key]['folder'] / 'muscle_splits'
+        assert not (root / 'muscle_splits').exists()
+        for split in ('train', 'val', 'test'):
+            listed = (folder / f'{split}.txt').read_text().split()
+            cfg = dict(type=TABLE1[key]['type'], data_root=str(root),
+                       split=split)
+            for given in (dict(split_root=str(out)), {}):
+                if not given:
+                    monkeypatch.setenv('MUSCLE_SPLIT_ROOT', str(out))
+                ds = DATASETS.build(dict(cfg, **given))
+                read = [
+                    osp.relpath(ds.get_data_info(i)['img_path'], root)
+                    for i in range(len(ds))
+                ]
+                assert sorted(read) == sorted(listed), (key, split)
+                monkeypatch.delenv('MUSCLE_SPLIT_ROOT', raising=False)
+    with pytest.raises(FileNotFoundError, match='--out'):
+        DATASETS.build(dict(type=TABLE1['pneumonia']['type'],
+                            data_root=str(data / 'chest_xray'),
+                            split_root=str(tmp_path / 'elsewhere')))

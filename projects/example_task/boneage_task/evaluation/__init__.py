@@ -1,0 +1,4 @@
+# Copyright (c) muscle_mm contributors. All rights reserved.
+from .boneage_mae import BoneAgeMAE
+
+__all__ = ['BoneAgeMAE']
