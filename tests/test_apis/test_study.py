@@ -90,8 +90,10 @@ class TimedStudy(MuscleStudy):
 
 
 def _settings(tmp_path, **kw):
+    # paper scale: no demo data to generate before the (recorded) runs
     return StudySettings(
         work_dir=str(tmp_path),
+        scale='paper',
         tasks=['pneumonia', 'mura'],
         inits=['scratch', 'mdmoco', 'muscle'],
         **kw)
