@@ -121,10 +121,9 @@ def test_torchvision_file_gives_the_same_features(stage1, tmp_path):
         assert (model.eval()(x) - pooled(net, x)).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize('stage1', [18], indirect=True)  # depth-free card
 def test_model_card(stage1, tmp_path):
     src, _, depth = stage1
-    if depth != 18:
-        pytest.skip('the card does not depend on the depth')
     table = dict(
         title='Table 2. Pneumonia and MURA classification',
         rows=[dict(dataset='Pneumonia', pretrain='MD-MoCo', auc=96.5812)],
