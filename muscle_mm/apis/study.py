@@ -28,6 +28,18 @@ from muscle_mm.utils.process import (FolderLock, end_process_group,
                                      run_logged)
 from .paths import IMPORT_ROOT, get_config_path, get_tool_path
 
+# mmengine resolves ``mmdet::``-style bases with ``is_installed``, which
+# reloads ``pkg_resources``: two jobs reading configs at once then fail
+# ("'DistInfoDistribution' object is not iterable"), so they take turns.
+_CONFIG_LOCK = threading.Lock()
+
+
+def load_config(path: str):
+    """``Config.fromfile`` of ``path``, one thread at a time."""
+    from mmengine.config import Config
+    with _CONFIG_LOCK:
+        return Config.fromfile(path)
+
 
 @dataclass
 class PlannedRun:
@@ -81,6 +93,9 @@ class StudySettings:
             must be visible) or an equal share of the CPU threads.
         tensorboard: Train with ``--tensorboard`` (TensorBoard event files
             beside each run's log).
+        cfg_options: ``KEY=VALUE`` overrides given to every run's config
+            (``tools/train.py --cfg-options``), e.g. a shorter schedule for
+            a smoke test; stages already done are not redone.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -96,6 +111,7 @@ class StudySettings:
     amp: bool = False
     jobs: Optional[int] = None
     tensorboard: bool = False
+    cfg_options: Sequence[str] = ()
 
     def __post_init__(self):
         if self.jobs is None:
@@ -174,10 +190,8 @@ class MuscleStudy:
         """The ``tools/train.py`` (or ``dist_train.sh``) command of a run,
         with ``--auto-scale-lr`` when ``gpus`` is not the config's base and,
         given ``test_out``, a test of the final model into that json file."""
-        from mmengine.config import Config
-
         from muscle_mm.engine.runner.lr_scaling import describe, lr_scaling
-        lr, ratio = lr_scaling(Config.fromfile(config), self.s.gpus)
+        lr, ratio = lr_scaling(load_config(config), self.s.gpus)
         self.log(f'  LR {describe(lr, ratio)} on {self.s.gpus} process(es)')
         if self.s.gpus > 1:
             cmd = ['bash', self.tool('dist_train.sh'), config,
@@ -193,6 +207,7 @@ class MuscleStudy:
             cmd.append('--auto-scale-lr')
         if test_out is not None:
             cmd += ['--test-last', '--test-out', test_out]
+        cfg_options = [*cfg_options, *self.s.cfg_options]
         if cfg_options:
             cmd += ['--cfg-options', *cfg_options]
         return cmd
