@@ -57,6 +57,14 @@ def parse_args() -> argparse.Namespace:
         help='also log every run to TensorBoard (tools/train.py '
         '--tensorboard); needs the tensorboard package')
     parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='override settings of every run\'s config, as tools/train.py '
+        '--cfg-options (e.g. train_cfg.max_epochs=1 for a smoke test of '
+        'the fine-tunes); finished stages are not redone')
+    parser.add_argument(
         '--preflight',
         action='store_true',
         help='train nothing: check data, configs, initialisation files, '
@@ -88,7 +96,8 @@ def main() -> None:
         gpus=args.gpus,
         amp=args.amp,
         jobs=args.jobs,
-        tensorboard=args.tensorboard)
+        tensorboard=args.tensorboard,
+        cfg_options=args.cfg_options)
     if args.tensorboard:
         try:  # before the first run, not in each of them
             check_tensorboard()

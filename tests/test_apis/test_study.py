@@ -3,6 +3,7 @@ interrupted), settings validation, and the report from stage outputs."""
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 import threading
@@ -170,6 +171,47 @@ def test_demo_runs_two_jobs_on_two_cores_paper_one(tmp_path):
         StudySettings(work_dir=str(tmp_path), jobs=0)
 
 
+def test_jobs_read_configs_one_at_a_time(tmp_path, monkeypatch):
+    """Reading a config can reload ``pkg_resources`` (mmengine's
+    ``is_installed``, for ``mmdet::`` bases): two jobs doing it at once
+    failed the demo, so the study's jobs enter ``Config.fromfile`` one at
+    a time."""
+    from mmengine.config import Config
+    real, lock, inside, most = Config.fromfile, threading.Lock(), [], [0]
+
+    def fromfile(*args, **kwargs):  # may nest (bases) within one thread
+        with lock:
+            inside.append(threading.get_ident())
+            most[0] = max(most[0], len(set(inside)))
+        time.sleep(0.3)  # long enough for the other job to arrive
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                inside.remove(threading.get_ident())
+
+    monkeypatch.setattr(Config, 'fromfile', fromfile)
+    study = MuscleStudy(
+        StudySettings(work_dir=str(tmp_path), jobs=2,
+                      cfg_options=['train_cfg.max_epochs=1']),
+        log=lambda m: 0)
+    config = study.finetune_config('tbx', 'r18', 'scratch')
+    cmds = []
+    jobs = [
+        threading.Thread(
+            target=lambda i=i: cmds.append(
+                study.train_command(config, str(tmp_path / str(i)),
+                                    ['a=1']))) for i in range(2)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert most[0] == 1 and len(cmds) == 2
+    # the study's own --cfg-options come after each run's
+    assert cmds[0][-3:] == ['--cfg-options', 'a=1', 'train_cfg.max_epochs=1']
+
+
 def run_muscle(cwd, *args, **popen):
     cmd = [sys.executable, osp.join(REPO, 'tools', 'run_muscle.py'), *args]
     return subprocess.Popen(
@@ -221,11 +263,15 @@ def test_second_study_stops_children_die_and_a_rerun_resumes(
     """Two studies on one work dir: the second stops at once, naming the
     first; killing the first (SIGKILL: no clean-up code runs) also ends its
     ``tools/train.py`` child, which would go on writing into the stage. Run
-    again, the interrupted stage is redone; a third run skips every stage."""
+    again, the interrupted stage is redone; a third run skips every stage.
+
+    The child is frozen (SIGSTOP) once it runs, so the kill always lands
+    mid-stage; the runs train one epoch (the study's ``--cfg-options``)."""
     (tmp_path / 'data').mkdir()
     (tmp_path / 'data' / 'demo').symlink_to(demo_data_root)
     args = ('--demo', '--work-dir', str(tmp_path / 'w'), '--tasks',
-            'pneumonia', '--inits', 'scratch')
+            'pneumonia', '--inits', 'scratch', '--cfg-options',
+            'train_cfg.max_epochs=1')
     first = run_muscle(tmp_path, *args)
     stage_log = tmp_path / 'w' / 'finetune' / 'pneumonia_r18_scratch' / \
         'stage.log'
@@ -235,6 +281,7 @@ def test_second_study_stops_children_die_and_a_rerun_resumes(
         assert time.time() < end, 'the first study never started training'
         time.sleep(0.2)
     child = _children_of(first.pid)[0]
+    os.kill(child, signal.SIGSTOP)
 
     second = run_muscle(tmp_path, *args)
     out, err = second.communicate(timeout=300)
@@ -244,11 +291,16 @@ def test_second_study_stops_children_die_and_a_rerun_resumes(
 
     first.kill()
     first.communicate(timeout=60)
+    # a frozen process keeps the SIGTERM its parent's death sent pending
+    # until it is continued; unkilled, it would train on and write a
+    # checkpoint
+    os.kill(child, signal.SIGCONT)
     end = time.time() + 30
     while _alive(child) and time.time() < end:
         time.sleep(0.2)
     assert not _alive(child), 'tools/train.py outlived the study runner'
     stage = stage_log.parent
+    assert not (stage / 'epoch_1.pth').exists()
     assert not (stage / 'stage_done.json').exists()
 
     # run again: the interrupted stage is redone and marked done ...
@@ -257,7 +309,9 @@ def test_second_study_stops_children_die_and_a_rerun_resumes(
     assert again.returncode == 0, out[-3000:] + err[-3000:]
     assert '[run ] finetune/pneumonia_r18_scratch (run 1 of 1, ' in out
     assert f'log: {stage_log}' in out
+    assert '--cfg-options' in out and 'train_cfg.max_epochs=1' in out
     done = json.loads((stage / 'stage_done.json').read_text())
+    assert osp.basename(done['outputs']['checkpoint']) == 'epoch_1.pth'
     assert osp.isfile(done['outputs']['checkpoint'])
     # ... and a finished study skips every stage, training nothing
     third = run_muscle(tmp_path, *args)
