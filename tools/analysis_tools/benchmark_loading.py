@@ -107,9 +107,7 @@ def radiograph(w: int, h: int, seed: int = 0) -> np.ndarray:
 
 def write_files(folder: str, w: int, h: int) -> Dict[str, str]:
     """A 16-bit PNG, an 8-bit JPEG and a 12-bit DICOM of one radiograph."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (ExplicitVRLittleEndian,
-                             SecondaryCaptureImageStorage, generate_uid)
+    from muscle_mm.testing import write_dicom
     img = radiograph(w, h)
     paths = dict(
         png16=osp.join(folder, 'xray16.png'),
@@ -118,24 +116,14 @@ def write_files(folder: str, w: int, h: int) -> Dict[str, str]:
     cv2.imwrite(paths['png16'], img)
     cv2.imwrite(paths['jpeg'], (img >> 4).astype(np.uint8),
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = h, w
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = 'MONOCHROME2'
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
-    ds.PixelRepresentation = 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-    ds.WindowCenter, ds.WindowWidth = 2048, 4096
-    ds.PixelData = img.tobytes()
-    ds.save_as(paths['dicom'], enforce_file_format=True)
+    write_dicom(
+        paths['dicom'],
+        img,
+        bits_stored=12,
+        RescaleSlope=1,
+        RescaleIntercept=0,
+        WindowCenter=2048,
+        WindowWidth=4096)
     return paths
 
 

@@ -13,38 +13,19 @@ import argparse
 import cv2
 import numpy as np
 
+from muscle_mm import testing
+
 
 def write_dicom(grey: np.ndarray, path: str, monochrome1: bool = False) -> str:
-    """Save a 2-D uint8/uint16 array as a Secondary Capture DICOM."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (ExplicitVRLittleEndian,
-                             SecondaryCaptureImageStorage, generate_uid)
+    """Save a 2-D uint8/uint16 image as a DICOM of its bit depth; with
+    ``monochrome1`` the values are stored inverted, as MONOCHROME1."""
     if grey.ndim != 2 or grey.dtype not in (np.uint8, np.uint16):
         raise ValueError(f'expected a 2-D uint8 or uint16 image, got '
                          f'{grey.dtype} of shape {grey.shape}')
-    bits = 8 * grey.dtype.itemsize
     if monochrome1:
-        grey = np.iinfo(grey.dtype).max - grey
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = 'OT'
-    ds.Rows, ds.Columns = grey.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = 'MONOCHROME1' if monochrome1 \
-        else 'MONOCHROME2'
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(grey).astype(
-        f'<u{bits // 8}').tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return str(path)
+        return testing.write_dicom(path, np.iinfo(grey.dtype).max - grey,
+                                   'MONOCHROME1')
+    return testing.write_dicom(path, grey)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from muscle_mm import testing
 from muscle_mm.datasets.transforms import LoadXrayImage, loading
 from muscle_mm.datasets.transforms.loading import (XrayDecodeError,
                                                    check_complete)
@@ -25,38 +26,11 @@ def luma(rgb: np.ndarray) -> np.ndarray:
                    0.114 * rgb[..., 2])
 
 
-def write_dicom(path,
-                arr,
-                photometric='MONOCHROME2',
-                bits_stored=12,
-                signed=False,
-                bits_allocated=16,
-                **attrs):
-    """An uncompressed single-frame DICOM written with pydicom."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (ExplicitVRLittleEndian,
-                             SecondaryCaptureImageStorage, generate_uid)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = arr.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = bits_allocated
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = int(signed)
-    for key, value in attrs.items():
-        setattr(ds, key, value)
-    ds.PixelData = arr.astype(
-        f'{"int" if signed else "uint"}{bits_allocated}').tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
+def write_dicom(path, arr, bits_stored=12, bits_allocated=16, **kwargs):
+    """A 12-bit DICOM in 16-bit words unless told otherwise."""
+    return testing.write_dicom(
+        path, arr, bits_stored=bits_stored, bits_allocated=bits_allocated,
+        **kwargs)
 
 
 @pytest.fixture
