@@ -100,7 +100,8 @@ def test_tbx11k_official_test_is_every_image_of_its_val(official):
     ds = TBX11KDataset(
         folder, 'test', split_root=out, protocol='official', test_mode=True)
     assert len(ds) == len(test)
-    assert sum(not d['instances'] for d in ds.data_list) > 0
+    assert sum(not ds.get_data_info(i)['instances']
+               for i in range(len(ds))) > 0  # healthy / sick images
 
 
 def test_lung_official_is_the_paper_split(official, demo_data_root):
@@ -117,12 +118,15 @@ def test_protocol_from_the_environment_and_missing_files(
     monkeypatch.setenv(PROTOCOL_ENV, 'official')
     ds = MURADataset(folder, 'test', split_root=out)
     assert ds.protocol == 'official'
-    assert all('/valid/' in d['img_path'] for d in ds.data_list)
+    assert all('/valid/' in ds.get_data_info(i)['img_path']
+               for i in range(len(ds)))
     monkeypatch.delenv(PROTOCOL_ENV)
-    assert MURADataset(folder, 'test', split_root=out,
-                       protocol='paper').protocol == 'paper'
-    with pytest.raises(FileNotFoundError,
-                       match=r'official protocol.*--protocol official'):
+    paper = MURADataset(folder, 'test', protocol='paper')  # the fixture's
+    assert any('/train/' in paper.get_data_info(i)['img_path']
+               for i in range(len(paper)))  # a re-split of train+valid
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"(?s)official protocol's test split.*--protocol official"):
         ChestXrayMasksDataset(
             osp.join(root, 'Lung Segmentation'),
             'test',
