@@ -86,3 +86,19 @@ def test_official_protocol_end_to_end_on_demo(tmp_path, demo_data_root,
     assert 'Protocol: official' in table2
     assert json.loads((work / 'report' / 'table2.json').read_text()
                       )['meta']['protocol'] == 'official'
+
+
+def test_the_tables_notes_state_protocol_counts_seed_and_bootstrap():
+    from muscle_mm.apis.report import facts_notes
+    facts = dict(
+        protocol='official',
+        splits=dict(pneumonia=dict(train=70, val=18, test=132)),
+        seed=0,
+        bootstrap=dict(resamples=100, level=0.95, seed=0))
+    assert facts_notes(facts) == [
+        "Protocol: official (each release's own train/test, val carved "
+        'from train). Images train/val/test: Pneumonia 70/18/132. Seed 0.',
+        'AUC CI: 95% percentile bootstrap of the test set, 100 resamples, '
+        'seed 0.'
+    ]
+    assert len(facts_notes(facts, bootstrap=False)) == 1  # Table 3
