@@ -38,6 +38,15 @@ STAGE_BACKBONES = ('mdmoco', 'muscle_minus', 'muscle')
 #: (``configs/muscle/{name}_r18.py``), in the order the study runs them.
 STAGE_CONFIGS = dict(mdmoco='mdmoco', muscle='cl', muscle_minus='muscle_minus')
 
+#: Which splits the task datasets are read with: the paper's re-splits
+#: (Table 1; the default, for Tables 2 and 3 as published) or those the
+#: literature reports on (each release's own train/test, val carved from
+#: train; ``make_splits.py --protocol official``).
+PROTOCOLS = ('paper', 'official')
+#: Environment variable: the readers' default protocol (the study sets it
+#: for every run it starts).
+PROTOCOL_ENV = 'MUSCLE_PROTOCOL'
+
 # MUSCLE Table 1: folder as distributed, reader type and the paper's counts.
 # The order is the demo generator's too (it seeds each dataset by position).
 TABLE1: Dict[str, dict] = {

@@ -8,12 +8,17 @@ Paper scale (the nine datasets under data/ as README.md shows, 8 GPUs):
         --imagenet r18=data/pretrained/resnet18_imagenet.pth \
         --imagenet r50=data/pretrained/resnet50_imagenet.pth
 Re-running skips finished stages and resumes an interrupted one.
+The splits the literature reports on (each release's own train/test) instead
+of the paper's re-splits, in work_dirs/muscle_<scale>_official:
+    python tools/run_muscle.py --demo --protocol official
 """
 import argparse
+import os
 import sys
 
 from muscle_mm.apis import MuscleStudy, StudySettings, build_report
 from muscle_mm.apis.study import INITS, TASKS, default_work_dir
+from muscle_mm.metainfo import PROTOCOL_ENV, PROTOCOLS
 from muscle_mm.utils import register_all_modules
 from muscle_mm.visualization import check_tensorboard
 from muscle_mm.utils.process import FolderInUseError
@@ -27,7 +32,17 @@ def parse_args() -> argparse.Namespace:
         help='shorthand for --scale demo (the default)')
     parser.add_argument(
         '--scale', choices=['demo', 'paper'], default='demo')
-    parser.add_argument('--work-dir', help='default: work_dirs/muscle_<scale>')
+    parser.add_argument(
+        '--work-dir',
+        help='default: work_dirs/muscle_<scale> (muscle_<scale>_official '
+        'with --protocol official)')
+    parser.add_argument(
+        '--protocol',
+        choices=PROTOCOLS,
+        default='paper',
+        help="'paper': the paper's re-splits (Tables 2/3 as published); "
+        "'official': each release's own train/test, val carved from train "
+        '(tools/dataset_converters/make_splits.py --protocol official)')
     parser.add_argument(
         '--backbones', nargs='+', default=['r18'], choices=['r18', 'r50'])
     parser.add_argument('--tasks', nargs='+', default=list(TASKS),
@@ -87,7 +102,7 @@ def main() -> None:
         key, path = item.split('=', 1)
         imagenet[key] = path
     settings = StudySettings(
-        work_dir=args.work_dir or default_work_dir(scale),
+        work_dir=args.work_dir or default_work_dir(scale, args.protocol),
         scale=scale,
         backbones=args.backbones,
         tasks=args.tasks,
@@ -97,7 +112,10 @@ def main() -> None:
         amp=args.amp,
         jobs=args.jobs,
         tensorboard=args.tensorboard,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options,
+        protocol=args.protocol)
+    # what this process builds itself (--preflight) reads the same splits
+    os.environ[PROTOCOL_ENV] = args.protocol
     if args.tensorboard:
         try:  # before the first run, not in each of them
             check_tensorboard()
@@ -119,7 +137,7 @@ def main() -> None:
         # message says it all, a traceback would only hide it
         raise SystemExit(f'run_muscle: {e}')
     build_report(study.work_dir, results, probe=study.probe_inputs(),
-                 demo=scale == 'demo')
+                 demo=scale == 'demo', protocol=args.protocol)
 
 
 if __name__ == '__main__':

@@ -29,26 +29,95 @@ DEMO_NOTE = (
     'reported as this run gave it.')
 
 
-def task_baselines(results: Mapping) -> Dict[str, dict]:
-    """``{task: trivial-baseline metrics}`` on each task's test split, read
-    through the config of one of its fine-tuned models."""
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def load_config(path: str, protocol: str = 'paper'):
+    """A task config with ``protocol`` set on each of its dataloaders'
+    datasets, as the study's runs had it (``--cfg-options``)."""
     from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    for loader in LOADERS:
+        dataset = (cfg.get(loader) or {}).get('dataset')
+        if isinstance(dataset, dict) and 'type' in dataset:
+            dataset['protocol'] = protocol
+    return cfg
+
+
+def _first_config(by_bb: Mapping) -> Optional[str]:
+    """The config of one fine-tuned model of a task."""
+    for by_init in by_bb.values():
+        for stage in by_init.values():
+            return stage['config']
+    return None
+
+
+def _build(cfg, loader: str):
     from mmengine.registry import DefaultScope
 
     from muscle_mm.registry import DATASETS
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'muscle_mm')):
+        return DATASETS.build(cfg[loader].dataset)
+
+
+def task_baselines(results: Mapping,
+                   protocol: str = 'paper') -> Dict[str, dict]:
+    """``{task: trivial-baseline metrics}`` on each task's test split, read
+    through the config of one of its fine-tuned models."""
     out = {}
     for task, by_bb in results.items():
-        for by_init in by_bb.values():
-            for stage in by_init.values():
-                cfg = Config.fromfile(stage['config'])
-                with DefaultScope.overwrite_default_scope(
-                        cfg.get('default_scope', 'muscle_mm')):
-                    dataset = DATASETS.build(cfg.test_dataloader.dataset)
-                out[task] = test_split_baseline(task, dataset)
-                break
-            if task in out:
-                break
+        config = _first_config(by_bb)
+        if config is not None:
+            out[task] = test_split_baseline(
+                task, _build(load_config(config, protocol),
+                             'test_dataloader'))
     return out
+
+
+def study_facts(results: Mapping, protocol: str = 'paper') -> dict:
+    """What the tables compared: the protocol, the images of each task's
+    train/val/test as its runs read them (after the train loader's
+    filters, e.g. TBX11K's images without a box), the runs' seed and the
+    AUC CI's bootstrap (the classification tasks' test metric)."""
+    facts = dict(protocol=protocol, splits={}, seed=None, bootstrap=None)
+    for task, by_bb in results.items():
+        config = _first_config(by_bb)
+        if config is None:
+            continue
+        cfg = load_config(config, protocol)
+        facts['splits'][task] = {
+            loader.split('_')[0]: len(_build(cfg, loader))
+            for loader in LOADERS
+        }
+        facts['seed'] = (cfg.get('randomness') or {}).get('seed')
+        ev = cfg.get('test_evaluator') or {}
+        if task in CLS_TASKS and isinstance(ev, dict):
+            facts['bootstrap'] = dict(
+                resamples=ev.get('num_bootstrap', 100),
+                level=ev.get('ci', 0.95),
+                seed=ev.get('seed', 0))
+    return facts
+
+
+def facts_notes(facts: Mapping, bootstrap: bool = True) -> List[str]:
+    """The lines of :func:`study_facts` printed under the tables (the AUC
+    CI's bootstrap if ``bootstrap``: Table 2)."""
+    splits = '; '.join(
+        f'{TASK_TITLES.get(t, t)} {c["train"]}/{c["val"]}/{c["test"]}'
+        for t, c in facts['splits'].items())
+    lines = [
+        f'Protocol: {facts["protocol"]} ('
+        + ("the paper's re-splits" if facts['protocol'] == 'paper' else
+           "each release's own train/test, val carved from train") +
+        f'). Images train/val/test: {splits}. Seed {facts["seed"]}.'
+    ]
+    b = facts.get('bootstrap')
+    if b and bootstrap:
+        lines.append(f'AUC CI: {100 * b["level"]:.0f}% percentile bootstrap '
+                     f'of the test set, {b["resamples"]} resamples, seed '
+                     f'{b["seed"]}.')
+    return lines
 
 
 #: What "beats the baseline" asks of each task (``baseline_failures``).
@@ -87,7 +156,8 @@ def probe_table(probe: Mapping) -> Tuple[str, dict]:
     Args:
         probe: ``config`` (stage-1 config: backbone, mean/std),
             ``backbones`` ({row: backbone file, None for the random
-            init}) and ``tasks`` ({task: dataset config}).
+            init}), ``tasks`` ({task: dataset config}) and optionally
+            ``protocol`` (which splits; default ``'paper'``).
 
     Returns:
         The Markdown table and the raw scores ({task: probe output}).
@@ -98,8 +168,9 @@ def probe_table(probe: Mapping) -> Tuple[str, dict]:
     model = Config.fromfile(probe['config']).model
     raw, rows = {}, []
     for task, task_config in probe['tasks'].items():
-        out = probe_backbones(model, Config.fromfile(task_config),
-                              probe['backbones'])
+        out = probe_backbones(
+            model, load_config(task_config, probe.get('protocol', 'paper')),
+            probe['backbones'])
         raw[task] = out
         for name, scores in out['scores'].items():
             rows.append(f'| {TASK_TITLES.get(task, task)} | {name} | ' +
@@ -119,16 +190,17 @@ def probe_table(probe: Mapping) -> Tuple[str, dict]:
     return '\n'.join(lines) + '\n', raw
 
 
-def predict_segmentation(config: str, checkpoint: str,
-                         num_images: int) -> Tuple[List, List, List]:
+def predict_segmentation(config: str,
+                         checkpoint: str,
+                         num_images: int,
+                         protocol: str = 'paper') -> Tuple[List, List, List]:
     """Images, ground truths and predictions of the first test images."""
     import torch
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
     from muscle_mm.utils.checkpoint_checks import check_checkpoint_fits
 
-    cfg = Config.fromfile(config)
+    cfg = load_config(config, protocol)
     cfg.log_level = 'ERROR'  # a helper run: keep the report's output readable
     loader_cfg = cfg.test_dataloader
     loader_cfg.batch_size = 1
@@ -162,7 +234,8 @@ def build_report(work_dir: str,
                  num_overlays: int = 4,
                  log=print,
                  probe: Optional[Mapping] = None,
-                 demo: bool = False) -> Dict[str, str]:
+                 demo: bool = False,
+                 protocol: str = 'paper') -> Dict[str, str]:
     """Write the paper's tables and figures under ``work_dir/report``.
 
     Args:
@@ -172,6 +245,9 @@ def build_report(work_dir: str,
         num_overlays: Test images shown in the segmentation figure.
         probe: What :func:`probe_table` probes (``probe.md``), or None.
         demo: Print :data:`DEMO_NOTE` under the tables.
+        protocol: The splits the study used (``'paper'`` or
+            ``'official'``); the tables and ``protocol.json`` state it with
+            the split counts, seed and bootstrap (:func:`study_facts`).
 
     Returns:
         dict: Name -> path of every file written.
@@ -188,19 +264,23 @@ def build_report(work_dir: str,
         }
         for task, by_bb in results.items()
     }
-    baselines = task_baselines(results)
+    baselines = task_baselines(results, protocol)
+    facts = study_facts(results, protocol)
+    _write_json(osp.join(report_dir, 'protocol.json'), facts)
+    written['protocol.json'] = osp.join(report_dir, 'protocol.json')
     for task, by_bb in metrics.items():
         for by_init in by_bb.values():
             by_init['baseline'] = baselines[task]
     _write_json(osp.join(report_dir, 'baselines.json'), baselines)
     written['baselines.json'] = osp.join(report_dir, 'baselines.json')
     notes = {
-        name: _baseline_notes(results, baselines, tasks) +
-        ([DEMO_NOTE] if demo else [])
+        name: facts_notes(facts, name == 'table2') +
+        _baseline_notes(results, baselines, tasks)
+        + ([DEMO_NOTE] if demo else [])
         for name, tasks in (('table2', CLS_TASKS), ('table3', TABLE3_TASKS))
     }
-    for name, paths in write_tables(metrics, report_dir,
-                                    notes=notes).items():
+    for name, paths in write_tables(metrics, report_dir, notes=notes,
+                                    meta=facts).items():
         written.update({f'{name}.{ext}': p for ext, p in paths.items()})
 
     for task in CLS_TASKS:
@@ -219,7 +299,7 @@ def build_report(work_dir: str,
         images, gts, preds = None, None, {}
         for init, out in by_init.items():
             images, gts, pred = predict_segmentation(
-                out['config'], out['checkpoint'], num_overlays)
+                out['config'], out['checkpoint'], num_overlays, protocol)
             preds[INIT_NAMES[init]] = pred
         if preds:
             out_png = osp.join(report_dir, f'lung_overlays_{bb}.png')

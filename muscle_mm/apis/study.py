@@ -21,8 +21,9 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from muscle_mm.metainfo import (CLS_TASKS, INIT_NAMES, INITS, STAGE_BACKBONES,
-                                STAGE_CONFIGS, TASKS)
+from muscle_mm.metainfo import (CLS_TASKS, INIT_NAMES, INITS, PROTOCOL_ENV,
+                                PROTOCOLS, STAGE_BACKBONES, STAGE_CONFIGS,
+                                TASKS)
 from muscle_mm.utils.fileio import atomic_write
 from muscle_mm.utils.process import (FolderLock, end_process_group,
                                      run_logged)
@@ -39,6 +40,9 @@ def load_config(path: str):
     from mmengine.config import Config
     with _CONFIG_LOCK:
         return Config.fromfile(path)
+
+
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 @dataclass
@@ -66,10 +70,13 @@ class PlannedRun:
     output: Optional[str] = None
 
 
-def default_work_dir(scale: str) -> str:
+def default_work_dir(scale: str, protocol: str = 'paper') -> str:
     """The study's work dir unless ``--work-dir`` is given; the configs'
-    default backbone files lie below it (relative to the working dir)."""
-    return osp.join('work_dirs', f'muscle_{scale}')
+    default backbone files lie below it (relative to the working dir). The
+    official protocol gets its own (``muscle_<scale>_official``), so that
+    its results never mix with the paper's."""
+    suffix = '' if protocol == 'paper' else f'_{protocol}'
+    return osp.join('work_dirs', f'muscle_{scale}{suffix}')
 
 
 @dataclass
@@ -96,6 +103,12 @@ class StudySettings:
         cfg_options: ``KEY=VALUE`` overrides given to every run's config
             (``tools/train.py --cfg-options``), e.g. a shorter schedule for
             a smoke test; stages already done are not redone.
+        protocol: ``'paper'`` (the paper's re-splits, Tables 2/3) or
+            ``'official'`` (each release's own train/test, val carved from
+            train: ``make_splits.py --protocol official``). Every run of
+            every stage reads that protocol's splits (stages 1 and 2 train
+            on the tasks' train splits too); stage 3 has it in its
+            ``--cfg-options``. A work dir holds one protocol only.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -112,6 +125,7 @@ class StudySettings:
     jobs: Optional[int] = None
     tensorboard: bool = False
     cfg_options: Sequence[str] = ()
+    protocol: str = 'paper'
 
     def __post_init__(self):
         if self.jobs is None:
@@ -119,6 +133,9 @@ class StudySettings:
                 if self.scale == 'demo' else 1
         if self.jobs < 1:
             raise ValueError(f'jobs must be at least 1, got {self.jobs}')
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f'protocol must be one of {PROTOCOLS}, got '
+                             f'{self.protocol!r}')
         if self.scale not in ('demo', 'paper'):
             raise ValueError(f"scale must be 'demo' or 'paper', got "
                              f"'{self.scale}'")
@@ -224,6 +241,9 @@ class MuscleStudy:
         this very ``muscle_mm``."""
         env = dict(os.environ,
                    **self.job_env(getattr(self._local, 'slot', 0)))
+        # every reader of every stage reads this protocol's splits (stage
+        # 2 loads its task configs by path, out of --cfg-options' reach)
+        env[PROTOCOL_ENV] = self.s.protocol
         env['PYTHONPATH'] = IMPORT_ROOT + os.pathsep + env.get(
             'PYTHONPATH', '')
         self.log('  $ ' + ' '.join(cmd))
@@ -280,13 +300,22 @@ class MuscleStudy:
         return out
 
     def _stage(self, name: str, body) -> dict:
-        """Run ``body(stage_dir) -> outputs`` once; skip it when done."""
+        """Run ``body(stage_dir) -> outputs`` once; skip it when done (with
+        this protocol: a stage done with another one is an error)."""
         stage_dir = osp.join(self.work_dir, name)
         marker = osp.join(stage_dir, 'stage_done.json')
         if osp.isfile(marker):
-            self.log(f'[skip] {name}: done ({marker})')
             with open(marker) as f:
-                return json.load(f)['outputs']
+                done = json.load(f)
+            found = done.get('protocol', 'paper')
+            if found != self.s.protocol:
+                raise ValueError(
+                    f'{stage_dir} was run with the {found} protocol, not '
+                    f'{self.s.protocol}; results of the two must not mix. '
+                    'Use another --work-dir (the default is one per '
+                    'protocol).')
+            self.log(f'[skip] {name}: done ({marker})')
+            return done['outputs']
         os.makedirs(stage_dir, exist_ok=True)
         self.log(f'[run ] {name}{self._progress_note()}; log: '
                  f'{osp.join(stage_dir, "stage.log")}')
@@ -296,7 +325,11 @@ class MuscleStudy:
         self._run_seconds.append(seconds)
         atomic_write(
             json.dumps(
-                dict(outputs=outputs, seconds=round(seconds, 1)), indent=2),
+                dict(
+                    outputs=outputs,
+                    seconds=round(seconds, 1),
+                    protocol=self.s.protocol),
+                indent=2),
             marker)
         self.log(f'[done] {name} in {seconds:.0f} s')
         return outputs
@@ -341,9 +374,11 @@ class MuscleStudy:
                 self.tool('dataset_converters/make_splits.py'), '--data-root',
                 root, '--proportions',
                 *(str(DEMO_SPLIT_PROPORTIONS[s])
-                  for s in ('train', 'val', 'test'))
+                  for s in ('train', 'val', 'test')), '--protocol',
+                self.s.protocol
             ], osp.join(stage_dir, 'stage.log'))
-            return dict(data_root=root, images=counts)
+            return dict(
+                data_root=root, images=counts, protocol=self.s.protocol)
 
         # the demo data folder is shared by every work dir of this checkout
         with FolderLock(self.data_root), FolderLock(self.work_dir):
@@ -388,7 +423,10 @@ class MuscleStudy:
 
         def body(stage_dir):
             config = self.finetune_config(task, backbone, init)
-            options = self.init_options(pretrained)
+            options = self.init_options(pretrained) + [
+                f'{loader}.dataset.protocol={self.s.protocol}'
+                for loader in LOADERS
+            ]
             if task in CLS_TASKS:
                 options = options + [
                     f'test_evaluator.out_dir={stage_dir}',
@@ -461,6 +499,7 @@ class MuscleStudy:
             return None
         return dict(
             config=self.stage_config(f'mdmoco_{backbone}'),
+            protocol=self.s.protocol,
             backbones={RANDOM_INIT: None, **files},
             tasks={
                 t: get_config_path(f'_base_/datasets/demo/{t}.py')

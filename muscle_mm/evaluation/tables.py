@@ -205,9 +205,13 @@ def to_markdown(table: Table) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def write_table(table: Table, out_prefix: str) -> Dict[str, str]:
+def write_table(table: Table,
+                out_prefix: str,
+                meta: Optional[Mapping] = None) -> Dict[str, str]:
     """Write ``<out_prefix>.md``, ``.csv`` (every cell filled) and ``.json``
-    (raw numbers, ``null`` when missing); return the paths by format."""
+    (raw numbers, ``null`` when missing; ``meta``, e.g. the study's
+    protocol and split counts, under its key ``meta``); return the paths
+    by format."""
     out_dir = osp.dirname(out_prefix)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
@@ -224,7 +228,8 @@ def write_table(table: Table, out_prefix: str) -> Dict[str, str]:
                 title=table.title,
                 columns=table.columns,
                 rows=table.records,
-                notes=list(table.notes)),
+                notes=list(table.notes),
+                **({'meta': dict(meta)} if meta else {})),
             f,
             indent=2)
     return paths
@@ -233,13 +238,14 @@ def write_table(table: Table, out_prefix: str) -> Dict[str, str]:
 def write_tables(results: Mapping,
                  out_dir: str,
                  digits: int = 2,
-                 notes: Optional[Mapping[str, Sequence[str]]] = None
+                 notes: Optional[Mapping[str, Sequence[str]]] = None,
+                 meta: Optional[Mapping] = None
                  ) -> Dict[str, Dict[str, str]]:
     """Write Table 2 and Table 3 under ``out_dir`` as ``table2.*`` and
     ``table3.*``; return ``{'table2': {'md': path, ...}, 'table3': ...}``.
 
     ``notes`` (``{'table2': [lines], 'table3': [lines]}``) are printed
-    below each table."""
+    below each table; ``meta`` goes into each table's json."""
     notes = notes or {}
     tables = dict(
         table2=build_table2(results, digits),
@@ -247,6 +253,6 @@ def write_tables(results: Mapping,
     return {
         name: write_table(
             table._replace(notes=tuple(notes.get(name, ()))),
-            osp.join(out_dir, name))
+            osp.join(out_dir, name), meta)
         for name, table in tables.items()
     }

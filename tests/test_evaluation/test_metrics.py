@@ -725,3 +725,150 @@ def test_tbx_ann_file_must_be_written_with_the_datasets_uncertain_tb(
     tbx_json = f'{root}/annotations/json/TBX11K_train.json'
     with pytest.raises(ValueError, match='does not record'):
         run_tbx_test(root, 'active', tmp_path, ann_file=tbx_json)
+
+
+# --------------------------------------------------------------------------
+# official protocol: MURA per study + kappa, lung per source, TBX11K on all
+# images vs TB images and its results file
+# --------------------------------------------------------------------------
+def mura_samples(studies):
+    """``{study: (label, [positive scores])}`` -> one DataSample per image,
+    its img_path inside its study's folder (MURA's layout)."""
+    out = []
+    for name, (label, scores) in studies.items():
+        for j, s in enumerate(scores):
+            out.append(
+                DataSample(metainfo=dict(
+                    img_path=f'/d/valid/XR_WRIST/{name}/image{j + 1}.png')).
+                set_gt_label(label).set_pred_score(
+                    torch.tensor([1 - s, s], dtype=torch.float64)))
+    return out
+
+
+# mean scores .45 .7 .3 .6 .85 -> studies predicted 0 1 0 1 1, labels 1 1 0 0 1
+MURA_STUDIES = {
+    'patient1/study1_positive': (1, [.6, .3]),
+    'patient2/study1_positive': (1, [.7]),
+    'patient3/study1_negative': (0, [.2, .4, .3]),
+    'patient4/study1_negative': (0, [.8, .4]),
+    'patient5/study1_positive': (1, [.9, .8]),
+}
+
+
+def test_binary_study_level_hand_worked_and_kappa_as_sklearn():
+    from sklearn.metrics import cohen_kappa_score
+    res = run(
+        build_evaluator(
+            dict(type='BinaryClassificationMetric', study_level=True)),
+        mura_samples(MURA_STUDIES))
+    assert res['binary/study_count'] == 5
+    assert res['binary/study_accuracy'] == pytest.approx(100 * 3 / 5)
+    assert res['binary/study_sensitivity'] == pytest.approx(100 * 2 / 3)
+    assert res['binary/study_specificity'] == pytest.approx(100 * 1 / 2)
+    # positives .45 .7 .85 vs negatives .3 .6: 5 of 6 pairs ordered
+    assert res['binary/study_auc'] == pytest.approx(100 * 5 / 6)
+    # p_o = 3/5; p_e = .6 * .6 + .4 * .4 = .52; (.6 - .52) / .48 = 1/6
+    assert res['binary/study_kappa'] == pytest.approx(1 / 6)
+    assert res['binary/study_kappa'] == pytest.approx(
+        cohen_kappa_score([1, 1, 0, 0, 1], [0, 1, 0, 1, 1]))
+    # per image, as the paper's Table 2, and its kappa
+    y = [lab for lab, s in MURA_STUDIES.values() for _ in s]
+    s = np.array([v for _, sc in MURA_STUDIES.values() for v in sc])
+    pred = (s >= 0.5).astype(int)
+    assert res['binary/accuracy'] == pytest.approx(
+        100 * accuracy_score(y, pred))
+    assert res['binary/kappa'] == pytest.approx(cohen_kappa_score(y, pred))
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_cohen_kappa_matches_sklearn(seed):
+    from sklearn.metrics import cohen_kappa_score
+
+    from muscle_mm.evaluation.metrics.binary_classification import \
+        cohen_kappa
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 2, 50), rng.integers(0, 2, 50)
+    b[:20] = a[:20]  # some agreement beyond chance
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+    assert cohen_kappa(a, a) == pytest.approx(1.0)
+
+
+def test_binary_study_level_refuses_mixed_labels_in_a_study():
+    samples = mura_samples({'patient1/study1_positive': (1, [.6])}) + \
+        mura_samples({'patient1/study1_positive': (0, [.2])}) + \
+        mura_samples({'patient2/study1_negative': (0, [.1])})
+    with pytest.raises(ValueError, match='patient1/study1_positive.*'
+                       'different labels'):
+        run(
+            build_evaluator(
+                dict(type='BinaryClassificationMetric', study_level=True)),
+            samples)
+
+
+def test_lung_seg_per_source_hand_worked():
+    (gt_a, pred_a), (gt_b, pred_b) = hand_masks()
+    samples = [seg_sample(gt_a, pred_a), seg_sample(gt_b, pred_b)]
+    samples[0].set_metainfo(dict(img_path='/d/CXR_png/MCUCXR_0001_0.png'))
+    samples[1].set_metainfo(dict(img_path='/d/CXR_png/CHNCXR_0001_0.png'))
+    res = run(
+        build_evaluator(
+            dict(type='LungSegMetric'),
+            dict(classes=('background', 'lung'))), samples)
+    # A alone (Montgomery): Dice 2*3/10; IoU lung 3/7, background 9/13
+    assert res['lung/Dice_Montgomery'] == pytest.approx(60.)
+    assert res['lung/mIoU_Montgomery'] == pytest.approx(100 * (3 / 7 + 9 / 13)
+                                                        / 2)
+    # B alone (Shenzhen): no lung in either, background all agreed
+    assert res['lung/Dice_Shenzhen'] == pytest.approx(100.)
+    assert res['lung/mIoU_Shenzhen'] == pytest.approx(100.)
+    assert res['lung/Dice'] == pytest.approx(100 * (0.6 + 1) / 2)  # pooled
+
+
+def tb_samples_with_healthy_fp():
+    """tb_samples, image 3 (healthy) now with an active-TB box at .95."""
+    samples = tb_samples()
+    samples[2] = det_sample(3, [], [], [[5, 5, 30, 30]], [.95], [0])
+    return samples
+
+
+def test_tb_detection_all_images_and_tb_only(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    out = str(tmp_path / 'submission' / 'bbox.json')
+    res = run(
+        build_evaluator(
+            dict(type='TBDetectionMetric', results_file=out),
+            dict(classes=TB_CLASSES)), tb_samples_with_healthy_fp())
+    # all images: active detections .95 FP, .9 TP, .8 FP, .7 TP -> the
+    # precision is 1/2 at recall 1/2 and 2/4 at recall 1: AP 0.5
+    assert res['tbx/AP_active'] == pytest.approx(50.)
+    assert res['tbx/AP_latent'] == pytest.approx(100.)
+    # TB images only (the paper's): the healthy image's box is not scored
+    assert res['tbx/AP_active_tb'] == pytest.approx(HAND_AP_ACTIVE)
+    assert res['tbx/mAP_tb'] == pytest.approx((HAND_AP_ACTIVE + 100) / 2)
+
+    # pycocotools on the written results file: the same all-images AP
+    gt = dict(
+        images=[dict(id=i, width=100, height=100) for i in (1, 2, 3)],
+        categories=[dict(id=1, name=TB_CLASSES[0]),
+                    dict(id=2, name=TB_CLASSES[1])],
+        annotations=[
+            dict(id=k + 1, image_id=i, category_id=c, bbox=b, iscrowd=0,
+                 area=b[2] * b[3])
+            for k, (i, c, b) in enumerate([(1, 1, [10, 10, 40, 40]),
+                                           (1, 1, [60, 60, 30, 30]),
+                                           (2, 2, [20, 20, 20, 20])])
+        ])
+    coco = COCO()
+    coco.dataset = gt
+    coco.createIndex()
+    dets = json.load(open(out))
+    assert {d['category_id'] for d in dets} == {1, 2}
+    assert {'image_id', 'bbox', 'score'} <= set(dets[0])
+    e = COCOeval(coco, coco.loadRes(out), 'bbox')
+    e.params.iouThrs = np.array([0.5])
+    e.params.maxDets = [100]
+    e.evaluate()
+    e.accumulate()
+    p = e.eval['precision'][0, :, 0, 0, -1]
+    assert res['tbx/AP_active'] == pytest.approx(100 * p[p > -1].mean())

@@ -7,6 +7,8 @@
         --root mura=/datasets/MURA-v1.1 --datasets mura
     python tools/dataset_converters/make_splits.py --data-root /ro/data \
         --out /scratch/splits   # then MUSCLE_SPLIT_ROOT=/scratch/splits
+    python tools/dataset_converters/make_splits.py --data-root data \
+        --protocol official     # the releases' own splits, see below
 
 Each dataset gets ``<its folder>/muscle_splits/{train,val,test}.txt`` (one
 path relative to the dataset folder per line) and ``info.json``; TBX11K
@@ -21,6 +23,17 @@ uses 40 10 50, so that its small test splits still give a narrow AUC CI);
 found vs paper counts are printed, with the difference, never faked.
 Existing split files are kept unless ``--force``.
 
+``--protocol official`` writes ``<its folder>/muscle_splits_official/``
+instead, from each release's own split, as the literature reports on it
+(the readers' ``protocol='official'``): Pneumonia's ``test/`` (624 images)
+is the test set and a patient-aware val is carved from ``train/`` + the
+16-image official ``val/``; MURA's ``valid`` is the test set, val carved
+from ``train`` (patient-aware, by body part); TBX11K's val (every image:
+healthy, sick, TB) is the test set, as its test labels are hidden, val
+carved from its train. The lung masks have no official split: their
+official files are the paper's split. The carved val takes the paper's
+val:train ratio (or ``--proportions``' TRAIN and VAL weights).
+
 Data on a read-only disk: ``--out DIR`` writes them to
 ``DIR/<release folder name>/muscle_splits/`` instead, where the readers find
 them given ``split_root=DIR``, or the environment variable
@@ -32,9 +45,10 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Optional
+from typing import Dict, List, Optional
 
-from muscle_mm.datasets.readers.base import (SPLIT_ROOT_ENV, SPLITS, TABLE1,
+from muscle_mm.datasets.readers.base import (PROTOCOL_ENV, PROTOCOLS,
+                                             SPLIT_ROOT_ENV, SPLITS, TABLE1,
                                              ErrorPolicy, split_dir,
                                              split_file)
 from muscle_mm.datasets.readers.lung_masks import ChestXrayMasksDataset
@@ -58,6 +72,19 @@ POLICY = {
     'lung_masks': 'images with a mask, stratified by source set',
     'tbx11k': 'TB images of public train+val, stratified by latent TB',
 }
+OFFICIAL_POLICY = {
+    'pneumonia': "release's test/ as test; val carved patient-aware from "
+    'train/ + the official val/, stratified by class',
+    'mura': "release's valid as test; val carved patient-aware from train, "
+    'stratified by body part',
+    'lung_masks': "no official split: the paper's split (images with a "
+    'mask, stratified by source set)',
+    'tbx11k': "every image; release's val as test (its test labels are "
+    'hidden); val carved from its train, stratified by healthy / sick / '
+    'TB / latent TB',
+}
+#: the releases' own test sets (images), for the printed check
+OFFICIAL_TEST = dict(pneumonia=624, mura=3197, tbx11k=1800)
 
 
 def parse_args():
@@ -102,6 +129,13 @@ def parse_args():
         help='write the split files to DIR/<release folder name>/'
         'muscle_splits instead of the dataset folder (data on a read-only '
         f'disk); readers: split_root=DIR or {SPLIT_ROOT_ENV}=DIR')
+    parser.add_argument(
+        '--protocol',
+        default='paper',
+        choices=PROTOCOLS,
+        help="'paper': the paper's re-splits (muscle_splits/); 'official': "
+        "each release's own split (muscle_splits_official/), read by the "
+        f"readers' protocol='official' or {PROTOCOL_ENV}=official")
     parser.add_argument(
         '--force', action='store_true', help='overwrite existing split files')
     return parser.parse_args()
@@ -153,20 +187,43 @@ def check_writable(key: str, root: str, folder: str, out: Optional[str]):
                      f'({existing} is not writable); choose another --out.')
 
 
+def official_splits(key: str, root: str, weights: dict,
+                    seed: int) -> Dict[str, List[str]]:
+    """The release's own train/test with a val carved from its train
+    (grouped, stratified, ``weights``' val:train ratio); the lung masks,
+    which have none, keep the paper's split."""
+    reader = READERS[key]
+    if not hasattr(reader, 'official_candidates'):
+        return grouped_split(reader.split_candidates(root), weights, seed)
+    parts = reader.official_candidates(root)
+    if not parts['train'] or not parts['test']:
+        raise SystemExit(f'{key}: the release in {root} has no official '
+                         f'train or test image (found {len(parts["train"])} '
+                         f'and {len(parts["test"])})')
+    carved = grouped_split(parts['train'],
+                           dict(weights, test=0), seed)
+    return dict(
+        train=carved['train'],
+        val=carved['val'],
+        test=sorted(p for p, _, _ in parts['test']))
+
+
 def make_one(key: str,
              root: str,
              seed: int,
              force: bool,
              uncertain_tb: str = 'active',
              proportions: Optional[dict] = None,
-             out: Optional[str] = None) -> dict:
+             out: Optional[str] = None,
+             protocol: str = 'paper') -> dict:
     """Write (or keep) the split files of one dataset; returns the counts.
 
     ``proportions`` (``{'train': w, 'val': w, 'test': w}``) replace the
     paper's counts as the targets' weights; ``out`` is the ``split_root``
-    written to instead of ``root`` (``base.split_dir``).
+    written to instead of ``root`` (``base.split_dir``); ``protocol``
+    ``'official'`` splits as :func:`official_splits`.
     """
-    folder = split_dir(root, key, out)
+    folder = split_dir(root, key, out, protocol)
     paths = [split_file(folder, s) for s in SPLITS]
     if all(osp.isfile(p) for p in paths) and not force:
         found = {
@@ -184,25 +241,32 @@ def make_one(key: str,
                 }, uncertain_tb)
         return found
     check_writable(key, root, folder, out)
-    items = READERS[key].split_candidates(root)
-    if not items:
-        raise SystemExit(f'{key}: no image found in {root}')
-    splits = grouped_split(items, proportions or TABLE1[key]['counts'], seed)
+    weights = proportions or TABLE1[key]['counts']
+    if protocol == 'official':
+        splits = official_splits(key, root, weights, seed)
+        policy = OFFICIAL_POLICY[key]
+    else:
+        items = READERS[key].split_candidates(root)
+        if not items:
+            raise SystemExit(f'{key}: no image found in {root}')
+        splits = grouped_split(items, weights, seed)
+        policy = POLICY[key]
     found = {s: len(v) for s, v in splits.items()}
     info = dict(
         dataset=key,
+        protocol=protocol,
         seed=seed,
-        policy=POLICY[key],
+        policy=policy,
         found=found,
         paper=TABLE1[key]['counts'],
-        candidates=len(items))
+        candidates=sum(found.values()))
     if proportions:
         info['proportions'] = proportions
     if out is not None:
         info['data_root'] = osp.abspath(root)
     write_splits(root, splits, info, folder)
-    print(f'{key}: {len(items)} images, {POLICY[key]}, seed {seed} -> '
-          f'{folder}')
+    print(f'{key}: {sum(found.values())} images, {policy}, seed {seed} '
+          f'-> {folder}')
     if key == 'tbx11k':
         write_coco(root, folder, splits, uncertain_tb)
     return found
@@ -230,8 +294,13 @@ def main():
             missing += 1
             continue
         found = make_one(key, roots[key], args.seed, args.force,
-                         args.uncertain_tb, proportions, args.out)
-        print(count_table(key, found, proportions))
+                         args.uncertain_tb, proportions, args.out,
+                         args.protocol)
+        if args.protocol == 'paper' or key not in OFFICIAL_TEST:
+            print(count_table(key, found, proportions))
+        else:
+            print('  ' + '  '.join(f'{s} {found[s]}' for s in SPLITS) +
+                  f'  (the full release\'s test set: {OFFICIAL_TEST[key]})')
     if args.out is not None and missing < len(args.datasets):
         print(f'Split files are under {args.out}: give the readers '
               f'split_root={args.out!r}, or set {SPLIT_ROOT_ENV}='

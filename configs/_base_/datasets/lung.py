@@ -1,6 +1,10 @@
 # Lung segmentation (Chest X-ray Masks and Labels), MUSCLE Sec. 3: the
 # paper's 718/89/89 split of the images with a mask; write it once with
 #   python tools/dataset_converters/make_splits.py --data-root data
+# The lung masks have no official split: --protocol official writes this
+# same split to muscle_splits_official/, so the study's official protocol
+# runs here too; the metric reports Dice / mIoU per source (Montgomery,
+# Shenzhen) as well as pooled.
 _base_ = ['../xray_constants.py']
 
 dataset_type = 'ChestXrayMasksDataset'

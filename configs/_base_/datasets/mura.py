@@ -1,6 +1,12 @@
 # Skeletal abnormality classification (MURA v1.1), MUSCLE Sec. 3: the paper's
 # 32,013/3,997/3,995 patient-aware re-split of train+valid; write it with
 #   python tools/dataset_converters/make_splits.py --data-root data
+# The official protocol (the released valid as the test set, val carved
+# from train; figures per image and per study, with Cohen's kappa): add
+# --protocol official to that command, then select it with
+# MUSCLE_PROTOCOL=official (every dataset config, and the study's
+# --protocol official) or per dataloader, e.g.
+#   --cfg-options test_dataloader.dataset.protocol=official
 _base_ = ['../xray_constants.py']
 
 dataset_type = 'MURADataset'
@@ -51,6 +57,7 @@ test_dataloader = dict(
         split='test',
         pipeline=test_pipeline))
 
-# Acc / Sen / Spe / AUC (95% CI) of Table 2
-val_evaluator = dict(type='BinaryClassificationMetric')
+# Acc / Sen / Spe / AUC (95% CI) of Table 2 per image, as the paper; also
+# per study (mean probability >= 0.5, as the MURA paper) with Cohen's kappa
+val_evaluator = dict(type='BinaryClassificationMetric', study_level=True)
 test_evaluator = val_evaluator

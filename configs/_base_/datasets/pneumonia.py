@@ -1,6 +1,11 @@
 # Pneumonia classification (Kermany et al.), MUSCLE Sec. 3: the paper's
 # 4,686/585/585 patient-aware re-split; write it once with
 #   python tools/dataset_converters/make_splits.py --data-root data
+# The official protocol (Kermany's own 624-image test/, val carved from
+# train/): add --protocol official to that command, then select it with
+# MUSCLE_PROTOCOL=official (every dataset config, and the study's
+# --protocol official) or per dataloader, e.g.
+#   --cfg-options test_dataloader.dataset.protocol=official
 _base_ = ['../xray_constants.py']
 
 dataset_type = 'KermanyPneumoniaDataset'

@@ -1,6 +1,12 @@
 # TB detection (TBX11K), MUSCLE Sec. 3: the paper's 640/80/80 re-split of
 # the 800 TB images of the public train+val; write it once with
 #   python tools/dataset_converters/make_splits.py --data-root data
+# The official protocol (every image of TBX11K's own val as the test set, a
+# val carved from its train; AP on all images and on TB images only): add
+# --protocol official to that command, then select it with
+# MUSCLE_PROTOCOL=official (every dataset config, and the study's
+# --protocol official) or per dataloader, e.g.
+#   --cfg-options test_dataloader.dataset.protocol=official
 _base_ = ['../xray_constants.py']
 
 dataset_type = 'TBX11KDataset'

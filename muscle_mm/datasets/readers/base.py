@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 
-from muscle_mm.metainfo import TABLE1
+from muscle_mm.metainfo import PROTOCOL_ENV, PROTOCOLS, TABLE1
 
 SPLITS = ('train', 'val', 'test')
 SPLIT_DIR = 'muscle_splits'
@@ -140,16 +140,33 @@ def read_rows(path: str, n_cols: int) -> List[List[str]]:
     return rows
 
 
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f'protocol must be one of {PROTOCOLS}, got '
+                         f'{protocol!r}')
+    return protocol
+
+
+def default_protocol(protocol: Optional[str] = None) -> str:
+    """``protocol``, else ``$MUSCLE_PROTOCOL``, else ``'paper'``."""
+    return check_protocol(protocol or os.environ.get(PROTOCOL_ENV)
+                          or 'paper')
+
+
 def split_dir(data_root: str,
               key: str,
-              split_root: Optional[str] = None) -> str:
+              split_root: Optional[str] = None,
+              protocol: str = 'paper') -> str:
     """Folder of the split files of dataset ``key`` (a key of ``TABLE1``):
-    ``<data_root>/muscle_splits``, or, for data on a read-only disk,
-    ``<split_root>/<release folder name>/muscle_splits``, as
+    ``<data_root>/muscle_splits`` (``muscle_splits_official`` for the
+    official protocol), or, for data on a read-only disk,
+    ``<split_root>/<release folder name>/muscle_splits[_official]``, as
     ``make_splits.py --out <split_root>`` writes them."""
+    name = SPLIT_DIR if check_protocol(protocol) == 'paper' \
+        else f'{SPLIT_DIR}_{protocol}'
     if not split_root:
-        return osp.join(data_root, SPLIT_DIR)
-    return osp.join(split_root, TABLE1[key]['folder'], SPLIT_DIR)
+        return osp.join(data_root, name)
+    return osp.join(split_root, TABLE1[key]['folder'], name)
 
 
 def split_file(folder: str, split: str) -> str:
@@ -198,11 +215,13 @@ def split_problems(folder: str, split: str,
 def read_split(data_root: str,
                split: str,
                key: str,
-               split_root: Optional[str] = None) -> List[str]:
+               split_root: Optional[str] = None,
+               protocol: str = 'paper') -> List[str]:
     """Relative paths of one split written by ``make_splits.py`` (in
-    ``data_root``, or under ``split_root``: :func:`split_dir`); an image
-    listed twice, or also in another split, is an error."""
-    folder = split_dir(data_root, key, split_root)
+    ``data_root``, or under ``split_root``: :func:`split_dir`) for
+    ``protocol``; an image listed twice, or also in another split, is an
+    error."""
+    folder = split_dir(data_root, key, split_root, protocol)
     path = split_file(folder, split)
     if osp.basename(data_root) == TABLE1[key]['folder']:
         where = f'--data-root "{osp.dirname(data_root)}"'
@@ -211,9 +230,13 @@ def read_split(data_root: str,
     if split_root:
         where += f' --out "{split_root}"'
     cmd = f'{MAKE_SPLITS} {where} --datasets {key}'
+    if protocol != 'paper':
+        cmd += f' --protocol {protocol}'
     if not osp.isfile(path):
+        whose = "the paper's" if protocol == 'paper' else \
+            f'the {protocol} protocol\'s'
         raise FileNotFoundError(
-            f'split file {path} not found; the paper\'s {split} split of '
+            f'split file {path} not found; {whose} {split} split of '
             f'{key} is written once by:\n  {cmd}')
     lines = _split_lines(path)
     if not lines:
@@ -243,6 +266,12 @@ class XrayReaderMixin:
             from ``<split_root>/<release folder>/muscle_splits``. Defaults
             to the environment variable ``MUSCLE_SPLIT_ROOT`` if set (so
             every config and the study see it), else ``data_root``.
+        protocol (str, optional): ``'paper'`` (the paper's re-splits,
+            ``muscle_splits/``) or ``'official'`` (the release's own
+            train/test, ``muscle_splits_official/``; ``make_splits.py
+            --protocol official``). Defaults to the environment variable
+            ``MUSCLE_PROTOCOL`` if set (so every config and the study see
+            it), else ``'paper'``.
     """
 
     SOURCE = ''
@@ -255,6 +284,7 @@ class XrayReaderMixin:
                  on_error: str = 'raise',
                  check_files: bool = False,
                  split_root: Optional[str] = None,
+                 protocol: Optional[str] = None,
                  **kwargs) -> None:
         name = type(self).__name__
         if split not in SPLITS:
@@ -274,6 +304,7 @@ class XrayReaderMixin:
         self.check_files = check_files
         self.split_root = split_root or os.environ.get(SPLIT_ROOT_ENV) \
             or None
+        self.protocol = default_protocol(protocol)
         kwargs.setdefault('ann_file', '')
         super().__init__(data_root=self.root, pipeline=pipeline, **kwargs)
 
@@ -301,7 +332,8 @@ class XrayReaderMixin:
         return data_list
 
     def _read_split(self) -> List[str]:
-        return read_split(self.root, self.split, self.SOURCE, self.split_root)
+        return read_split(self.root, self.split, self.SOURCE, self.split_root,
+                          self.protocol)
 
 
 def rel_to(path: str, root: str) -> str:

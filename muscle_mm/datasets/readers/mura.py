@@ -1,6 +1,6 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmpretrain.datasets import BaseDataset
 
@@ -29,7 +29,11 @@ class MURADataset(XrayReaderMixin, BaseDataset):
     One sample per image, ``gt_label`` from its study
     (``*_labeled_studies.csv``: 0 negative, 1 abnormal). The paper's
     32,013/3,997/3,995 is a patient-aware seeded re-split of the official
-    train+valid (36,808 + 3,197 = 40,005 images), stratified by body part.
+    train+valid (36,808 + 3,197 = 40,005 images), stratified by body part;
+    ``protocol='official'`` reads the release's own train / valid instead
+    (:meth:`official_candidates`). An image's folder is its study:
+    ``BinaryClassificationMetric(study_level=True)`` scores studies from
+    the ``img_path`` of each sample, as the MURA paper.
     """
 
     SOURCE = 'mura'
@@ -54,10 +58,13 @@ class MURADataset(XrayReaderMixin, BaseDataset):
         return labels
 
     @classmethod
-    def split_candidates(cls, root: str) -> List[Tuple[str, str, str]]:
-        """(relative path, patient, body part) of every listed image."""
+    def split_candidates(cls, root: str,
+                         parts: Sequence[str] = PARTS
+                         ) -> List[Tuple[str, str, str]]:
+        """(relative path, patient, body part) of every listed image (of
+        the official ``parts``)."""
         base, items = cls._base(root), []
-        for part in PARTS:
+        for part in parts:
             for (path, ) in read_rows(
                     osp.join(base, f'{part}_image_paths.csv'), 1):
                 rel = _strip(path)
@@ -71,6 +78,16 @@ class MURADataset(XrayReaderMixin, BaseDataset):
                 items.append((rel_to(osp.join(base, rel),
                                      root), patient, body))
         return items
+
+    @classmethod
+    def official_candidates(cls, root: str) -> Dict[str, list]:
+        """The release's own split: ``valid`` (3,197 images, the test set
+        of the MURA paper and leaderboard) is the test set; a patient-aware
+        val is carved from ``train`` by ``make_splits.py --protocol
+        official``."""
+        return dict(
+            train=cls.split_candidates(root, ('train', )),
+            test=cls.split_candidates(root, ('valid', )))
 
     def load_data_list(self) -> List[dict]:
         labels = self.study_labels(self.root)

@@ -1,7 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 import os.path as osp
 import re
-from typing import List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmpretrain.datasets import BaseDataset
 
@@ -27,18 +27,24 @@ class KermanyPneumoniaDataset(XrayReaderMixin, BaseDataset):
     Kaggle archive adds one more ``chest_xray/`` level, accepted. The
     official val split has only 16 images, so the paper's 4,686/585/585 is
     a patient-aware seeded re-split of all 5,856 images, written once to
-    ``muscle_splits/`` by ``tools/dataset_converters/make_splits.py``.
+    ``muscle_splits/`` by ``tools/dataset_converters/make_splits.py``;
+    ``protocol='official'`` reads the release's own split instead
+    (:meth:`official_candidates`).
     """
 
     SOURCE = 'pneumonia'
     METAINFO = dict(classes=('normal', 'pneumonia'))
 
     @classmethod
-    def split_candidates(cls, root: str) -> List[Tuple[str, str, str]]:
-        """(relative path, patient, class) of every image of the release."""
+    def split_candidates(cls,
+                         root: str,
+                         parts: Sequence[str] = ('train', 'val', 'test')
+                         ) -> List[Tuple[str, str, str]]:
+        """(relative path, patient, class) of every image of the release
+        (of its folders ``parts``)."""
         base = find_dir(root, 'train', ('', 'chest_xray'))
         items = []
-        for split in ('train', 'val', 'test'):
+        for split in parts:
             for cls_dir in CLASS_DIRS:
                 folder = osp.join(base, split, cls_dir)
                 if not osp.isdir(folder):
@@ -47,6 +53,15 @@ class KermanyPneumoniaDataset(XrayReaderMixin, BaseDataset):
                     items.append((rel_to(osp.join(folder, name),
                                          root), patient_of(name), cls_dir))
         return items
+
+    @classmethod
+    def official_candidates(cls, root: str) -> Dict[str, list]:
+        """The release's own split: ``test/`` (624 images) is the test
+        set; the official ``val/`` (16 images) joins ``train/``, from which
+        ``make_splits.py --protocol official`` carves a patient-aware val."""
+        return dict(
+            train=cls.split_candidates(root, ('train', 'val')),
+            test=cls.split_candidates(root, ('test', )))
 
     def load_data_list(self) -> List[dict]:
         data_list = []

@@ -71,6 +71,50 @@ def bootstrap_auc_ci(y_true: np.ndarray,
         num_skipped=num_skipped)
 
 
+def cohen_kappa(preds: np.ndarray, gts: np.ndarray) -> float:
+    """Cohen's kappa of two binary ratings, ``(p_o - p_e) / (1 - p_e)``
+    (observed vs chance agreement), as a fraction; NaN when chance
+    agreement is certain (both raters constant and equal)."""
+    preds, gts = np.asarray(preds, bool), np.asarray(gts, bool)
+    p_o = float(np.mean(preds == gts))
+    p_e = float(preds.mean() * gts.mean() + (1 - preds.mean()) *
+                (1 - gts.mean()))
+    return (p_o - p_e) / (1 - p_e) if p_e < 1 else float('nan')
+
+
+def study_of(img_path: str) -> str:
+    """The study of an image: its folder (MURA's ``.../patientN/
+    studyK_<label>/imageJ.png``)."""
+    return osp.dirname(osp.normpath(img_path))
+
+
+def study_scores(scores: np.ndarray, gts: np.ndarray,
+                 paths: Sequence[Optional[str]]) -> tuple:
+    """Per study (:func:`study_of`, sorted): the mean positive score of
+    its images, its label and its name. As the MURA paper (Rajpurkar et al.
+    2017), a study is abnormal when that mean is >= 0.5. Every image of a
+    study must have its label."""
+    by_study: Dict[str, list] = {}
+    for i, path in enumerate(paths):
+        if not path:
+            raise ValueError('study_level=True needs the img_path of every '
+                             f'sample (sample {i} has none) to find its '
+                             'study')
+        by_study.setdefault(study_of(path), []).append(i)
+    names = sorted(by_study)
+    mean, label = [], []
+    for name in names:
+        idx = by_study[name]
+        labels = set(bool(gts[i]) for i in idx)
+        if len(labels) > 1:
+            raise ValueError(f'study {name}: its images have different '
+                             'labels; expected one label per study (MURA '
+                             'labels studies)')
+        mean.append(float(np.mean(scores[idx])))
+        label.append(labels.pop())
+    return np.asarray(mean), np.asarray(label, dtype=bool), names
+
+
 @METRICS.register_module()
 class BinaryClassificationMetric(BaseMetric):
     """Accuracy, sensitivity, specificity and AUC (95% CI) of a binary task.
@@ -98,6 +142,15 @@ class BinaryClassificationMetric(BaseMetric):
     - A NaN or infinite score (a diverged model) raises a ``ValueError``
       that names the samples.
 
+    - ``study_level=True`` (MURA) adds Cohen's ``kappa`` of the image
+      predictions and the same figures per study: a study (the folder of
+      its images' ``img_path``) is abnormal when the mean positive score of
+      its images is ``>= threshold`` (0.5, as the MURA paper), keys
+      ``binary/study_{accuracy, sensitivity, specificity, auc, auc_ci_low,
+      auc_ci_high, kappa, count}``. Kappa, the MURA leaderboard's figure,
+      is a **fraction** in [-1, 1] as published (0.705 for the MURA paper's
+      model), not a percentage.
+
     The ROC points (``fpr``, ``tpr``, ``thresholds``, ``auc``, ``ci``) are
     written to ``out_dir/roc_file`` as JSON when ``out_dir`` is given, for
     :func:`muscle_mm.visualization.plots.plot_roc_curves`; the last curve is
@@ -117,6 +170,8 @@ class BinaryClassificationMetric(BaseMetric):
         out_dir (str, optional): Where to write the ROC JSON. Defaults to None
             (not written).
         roc_file (str): File name of the ROC JSON. Defaults to 'roc.json'.
+        study_level (bool): Also score studies and report kappa (see
+            above). Defaults to False.
         collect_device (str): 'cpu' or 'gpu'. Defaults to 'cpu'.
         prefix (str, optional): Prefix of the metric names. Defaults to
             'binary'.
@@ -132,6 +187,7 @@ class BinaryClassificationMetric(BaseMetric):
                  max_skip_ratio: float = 0.5,
                  out_dir: Optional[str] = None,
                  roc_file: str = 'roc.json',
+                 study_level: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -152,6 +208,7 @@ class BinaryClassificationMetric(BaseMetric):
         self.max_skip_ratio = max_skip_ratio
         self.out_dir = out_dir
         self.roc_file = roc_file
+        self.study_level = study_level
         self.roc: Optional[dict] = None
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -189,17 +246,10 @@ class BinaryClassificationMetric(BaseMetric):
                 (pos_score, bool(pred_pos), int(gt[0]) == self.pos_label,
                  score.tolist(), sample.get('img_path')))
 
-    def compute_metrics(self, results: list) -> Dict[str, float]:
-        """Figures in percent; see the class docstring for the NaN cases."""
-        if not results:
-            raise ValueError('BinaryClassificationMetric got no samples; '
-                             'is the test dataloader empty?')
-        scores, preds, gts, raw, paths = zip(*results)
-        check_finite_scores(raw,
-                            [p or f'sample {i}' for i, p in enumerate(paths)],
-                            'BinaryClassificationMetric')
-        scores, preds, gts = (np.asarray(x) for x in (scores, preds, gts))
-        scores = scores.astype(np.float64)
+    def _figures(self, scores: np.ndarray, preds: np.ndarray,
+                 gts: np.ndarray, what: str) -> tuple:
+        """Acc / Sen / Spe / AUC and its CI in percent, and the ROC pieces
+        ``(auc, ci, fpr, tpr, thresholds)``, of one set of ``what``."""
         tp = int(np.sum(preds & gts))
         tn = int(np.sum(~preds & ~gts))
         fp = int(np.sum(preds & ~gts))
@@ -212,7 +262,7 @@ class BinaryClassificationMetric(BaseMetric):
 
         logger = MMLogger.get_current_instance()
         if np.unique(gts).size < 2:
-            msg = (f'BinaryClassificationMetric: all {len(gts)} samples are '
+            msg = (f'BinaryClassificationMetric: all {len(gts)} {what} are '
                    f'{"positive" if gts[0] else "negative"}; AUC and its CI '
                    'are undefined and reported as NaN.')
             warnings.warn(msg)
@@ -227,10 +277,10 @@ class BinaryClassificationMetric(BaseMetric):
             if ci['num_skipped'] > self.max_skip_ratio * self.num_bootstrap:
                 raise ValueError(
                     f'{ci["num_skipped"]} of {self.num_bootstrap} bootstrap '
-                    'resamples held one class only (test set: '
+                    f'resamples held one class only (test set: '
                     f'{int(gts.sum())} positive, {int((~gts).sum())} '
-                    'negative); the AUC CI would be biased. Use a larger '
-                    'test set or raise max_skip_ratio (now '
+                    f'negative {what}); the AUC CI would be biased. Use a '
+                    'larger test set or raise max_skip_ratio (now '
                     f'{self.max_skip_ratio}).')
             if ci['num_skipped']:
                 logger.info(f'AUC bootstrap: skipped {ci["num_skipped"]} '
@@ -239,6 +289,30 @@ class BinaryClassificationMetric(BaseMetric):
             auc=100.0 * auc,
             auc_ci_low=100.0 * ci['low'],
             auc_ci_high=100.0 * ci['high'])
+        return metrics, (auc, ci, fpr, tpr, thresholds)
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Figures in percent; see the class docstring for the NaN cases."""
+        if not results:
+            raise ValueError('BinaryClassificationMetric got no samples; '
+                             'is the test dataloader empty?')
+        scores, preds, gts, raw, paths = zip(*results)
+        check_finite_scores(raw,
+                            [p or f'sample {i}' for i, p in enumerate(paths)],
+                            'BinaryClassificationMetric')
+        scores, preds, gts = (np.asarray(x) for x in (scores, preds, gts))
+        scores = scores.astype(np.float64)
+        metrics, (auc, ci, fpr, tpr, thresholds) = self._figures(
+            scores, preds, gts, 'samples')
+        if self.study_level:
+            metrics['kappa'] = cohen_kappa(preds, gts)
+            s_scores, s_gts, _ = study_scores(scores, gts, paths)
+            s_preds = s_scores >= (0.5 if self.threshold is None else
+                                   self.threshold)
+            study, _ = self._figures(s_scores, s_preds, s_gts, 'studies')
+            study['kappa'] = cohen_kappa(s_preds, s_gts)
+            study['count'] = float(len(s_gts))
+            metrics.update({f'study_{k}': v for k, v in study.items()})
 
         self.roc = dict(
             fpr=_json_safe(fpr),

@@ -1,5 +1,6 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Lung segmentation figures of Table 3 (Dice, mIoU)."""
+import os.path as osp
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -11,11 +12,23 @@ from muscle_mm.registry import METRICS
 from .score_checks import check_finite_scores
 
 
+#: file-name prefix -> source set of the Kaggle lung masks' images
+LUNG_SOURCES = dict(MCUCXR='Montgomery', CHNCXR='Shenzhen')
+
+
+def source_of(img_path: Optional[str]) -> Optional[str]:
+    """``'Montgomery'`` (``MCUCXR_*``), ``'Shenzhen'`` (``CHNCXR_*``) or
+    None, from an image's file name."""
+    prefix = osp.basename(img_path or '').split('_')[0]
+    return LUNG_SOURCES.get(prefix)
+
+
 @METRICS.register_module()
 class LungSegMetric(BaseMetric):
     """Dice and mIoU of lung segmentation (MUSCLE, Sec. 3, Table 3).
 
-    Keys ``lung/{Dice, Dice_pooled, mIoU, IoU_<class>}``, in **percent**
+    Keys ``lung/{Dice, Dice_pooled, mIoU, IoU_<class>, Dice_<source>,
+    mIoU_<source>}``, in **percent**
     like the paper's tables, defined as:
 
     - **Dice** of the lung class, ``2|P ∩ G| / (|P| + |G|)`` per image,
@@ -29,6 +42,12 @@ class LungSegMetric(BaseMetric):
       as mmseg's ``IoUMetric`` does. A class absent from both prediction and
       ground truth of the whole set gets IoU 1 (same convention as Dice), so
       the figure is always defined.
+
+    - **Per source**: ``Dice_<source>`` and ``mIoU_<source>``, the same
+      figures on the images of Montgomery (``MCUCXR_*``) and of Shenzhen
+      (``CHNCXR_*``) alone, for each source among the evaluated images:
+      the two sets differ (Montgomery's are fewer and larger), and
+      published results are often per set.
 
     Pixels equal to ``ignore_index`` in the ground truth are left out. The
     per-image areas come from mmseg's ``IoUMetric.intersect_and_union``.
@@ -99,6 +118,24 @@ class LungSegMetric(BaseMetric):
             self.results.append((*(a.cpu().numpy() for a in areas), bad,
                                  sample.get('img_path')))
 
+    def _figures(self, inter: np.ndarray, union: np.ndarray,
+                 area_pred: np.ndarray, area_gt: np.ndarray) -> tuple:
+        """Dice (mean over images), pooled Dice and mIoU in percent, and
+        the per-class IoU (fractions), of a set of images' areas."""
+        k = self.lung_index
+        denom = area_pred[:, k] + area_gt[:, k]
+        dice = np.where(denom > 0, 2 * inter[:, k] / np.maximum(denom, 1), 1.)
+        total_denom = denom.sum()
+        dice_pooled = 2 * inter[:, k].sum() / total_denom if total_denom \
+            else 1.
+        total_union = union.sum(0)
+        iou = np.where(total_union > 0,
+                       inter.sum(0) / np.maximum(total_union, 1), 1.)
+        return dict(
+            Dice=100. * float(dice.mean()),
+            Dice_pooled=100. * float(dice_pooled),
+            mIoU=100. * float(iou.mean())), iou
+
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Dice (mean over images), pooled Dice, per-class IoU and mIoU."""
         if not results:
@@ -111,19 +148,16 @@ class LungSegMetric(BaseMetric):
             'LungSegMetric (seg_logits)')
         inter, union, area_pred, area_gt = (
             np.stack(x).astype(np.float64) for x in areas)
+        metrics, iou = self._figures(inter, union, area_pred, area_gt)
+        sources = np.asarray([source_of(p) for p in paths], dtype=object)
+        for name in LUNG_SOURCES.values():
+            idx = sources == name
+            if idx.any():
+                sub, _ = self._figures(inter[idx], union[idx],
+                                       area_pred[idx], area_gt[idx])
+                metrics[f'Dice_{name}'] = sub['Dice']
+                metrics[f'mIoU_{name}'] = sub['mIoU']
         k = self.lung_index
-        denom = area_pred[:, k] + area_gt[:, k]
-        dice = np.where(denom > 0, 2 * inter[:, k] / np.maximum(denom, 1), 1.)
-        total_denom = denom.sum()
-        dice_pooled = 2 * inter[:, k].sum() / total_denom if total_denom \
-            else 1.
-        total_union = union.sum(0)
-        iou = np.where(total_union > 0,
-                       inter.sum(0) / np.maximum(total_union, 1), 1.)
-        metrics = dict(
-            Dice=100. * float(dice.mean()),
-            Dice_pooled=100. * float(dice_pooled),
-            mIoU=100. * float(iou.mean()))
         names = (self.dataset_meta or {}).get('classes')
         if not names or len(names) != self.num_classes:
             other = 'background' if self.num_classes == 2 else 'class{}'
