@@ -8,6 +8,8 @@ Paper scale (the nine datasets under data/ as README.md shows, 8 GPUs):
         --imagenet r18=data/pretrained/resnet18_imagenet.pth \
         --imagenet r50=data/pretrained/resnet50_imagenet.pth
 Re-running skips finished stages and resumes an interrupted one.
+--exclude-leaks pre-trains stage 1 without the images the leakage audit
+finds in a task's val/test split (the report says which data it used).
 """
 import argparse
 import sys
@@ -57,6 +59,13 @@ def parse_args() -> argparse.Namespace:
         help='also log every run to TensorBoard (tools/train.py '
         '--tensorboard); needs the tensorboard package')
     parser.add_argument(
+        '--exclude-leaks',
+        action='store_true',
+        help='run the leakage audit (tools/misc/audit_overlap.py) first '
+        "and leave the stage-1 images it finds in a task's val/test split "
+        'out of MD-MoCo (configs/muscle/mdmoco_*_noleak.py); default: '
+        "the paper's union. The report says which was used")
+    parser.add_argument(
         '--preflight',
         action='store_true',
         help='train nothing: check data, configs, initialisation files, '
@@ -88,7 +97,8 @@ def main() -> None:
         gpus=args.gpus,
         amp=args.amp,
         jobs=args.jobs,
-        tensorboard=args.tensorboard)
+        tensorboard=args.tensorboard,
+        exclude_leaks=args.exclude_leaks)
     if args.tensorboard:
         try:  # before the first run, not in each of them
             check_tensorboard()
@@ -110,7 +120,7 @@ def main() -> None:
         # message says it all, a traceback would only hide it
         raise SystemExit(f'run_muscle: {e}')
     build_report(study.work_dir, results, probe=study.probe_inputs(),
-                 demo=scale == 'demo')
+                 demo=scale == 'demo', leakage=study.leakage_info())
 
 
 if __name__ == '__main__':

@@ -105,7 +105,12 @@ def test_nih_layout(demo_root):
     assert set(found) == names
     assert {p.parent.parent.name for p in found.values()} == {
         'images_001', 'images_002'}
-    assert read(next(iter(found.values()))).dtype == np.uint8
+    planted = {c['copy'].split('/', 1)[1] for c in json.loads(
+        (root / 'planted_copies.json').read_text())['copies']}
+    originals = [p for p in found.values()
+                 if p.relative_to(root).as_posix() not in planted]
+    assert len(originals) == len(found) - len(planted)
+    assert {read(p).dtype for p in originals[:5]} == {np.dtype(np.uint8)}
     train = (root / 'train_val_list.txt').read_text().split()
     test = (root / 'test_list.txt').read_text().split()
     assert set(train) | set(test) == names and not set(train) & set(test)
@@ -404,3 +409,46 @@ def test_an_interrupted_generation_is_never_taken_as_complete(
     n = demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])['mura']
     images = list((tmp_path / 'MURA-v1.1').rglob('*.png'))
     assert n == len(images) > 10
+
+
+def test_planted_copies(demo_root):
+    """Copies of task images in NIH and Indiana, each listed by its dataset
+    as the release would list it, and recorded in ``planted_copies.json``
+    with its source and transform (the leakage audit's ground truth)."""
+    copies = []
+    for key in ('nih', 'indiana'):
+        root = demo_root / demo.DEMO_DATASETS[key]
+        copies += json.loads(
+            (root / 'planted_copies.json').read_text())['copies']
+    assert len(copies) == 12
+    transforms = [c['transform'] for c in copies]
+    assert sorted(set(transforms)) == [
+        'bit_depth', 'contrast', 'exact', 'flip', 'jpeg', 'resize']
+    assert all(transforms.count(t) == 2 for t in transforms)
+    task_folders = {demo.DEMO_DATASETS[k]
+                    for k in ('pneumonia', 'mura', 'lung_masks', 'tbx11k')}
+    nih_csv = {r[0] for r in csv_rows(
+        demo_root / 'NIH-ChestXray14/Data_Entry_2017.csv')}
+    nih_list = (demo_root / 'NIH-ChestXray14/train_val_list.txt').read_text()
+    reports = ''.join(p.read_text() for p in (demo_root / 'IndianaCXR').glob(
+        'NLMCXR_reports/ecgen-radiology/*.xml'))
+    for c in copies:
+        assert c['source'].split('/')[0] in task_folders, c
+        copy, src = read(demo_root / c['copy']), read(demo_root / c['source'])
+        src = src[..., 0] if src.ndim == 3 else src  # RGB-saved grey
+        name = Path(c['copy']).name
+        if c['copy'].startswith('NIH'):
+            assert name in nih_csv and name in nih_list.split()
+        else:
+            assert f'id="{Path(name).stem}"' in reports
+        kind = c['transform']
+        if kind == 'exact':
+            np.testing.assert_array_equal(copy, src)
+        elif kind == 'flip':
+            np.testing.assert_array_equal(copy, src[:, ::-1])
+        elif kind == 'resize':
+            assert copy.shape == tuple(round(0.7 * s) for s in src.shape)
+        elif kind == 'bit_depth':
+            assert copy.dtype != src.dtype and copy.shape == src.shape
+        else:  # jpeg, contrast: same size, other pixels
+            assert copy.shape == src.shape and (copy != src).any()
