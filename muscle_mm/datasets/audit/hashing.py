@@ -75,8 +75,10 @@ def perceptual_hash(img: np.ndarray) -> int:
         np.asarray(img, dtype=np.float32), (HASH_SIZE, HASH_SIZE),
         interpolation=cv2.INTER_AREA)
     coefs = cv2.dct(small - small.mean())
-    positions = BIT_POSITION[coefs[_V, _U] > 0]
-    return int(sum(1 << int(p) for p in positions))
+    bits = np.zeros(8 * (BITS // 8 + 1), bool)
+    bits[BIT_POSITION[coefs[_V, _U] > 0]] = True
+    return int.from_bytes(
+        np.packbits(bits, bitorder='little').tobytes(), 'little')
 
 
 def to_words(hashes: Sequence[int]) -> np.ndarray:
