@@ -11,6 +11,8 @@ Re-running skips finished stages and resumes an interrupted one.
 The splits the literature reports on (each release's own train/test) instead
 of the paper's re-splits, in work_dirs/muscle_<scale>_official:
     python tools/run_muscle.py --demo --protocol official
+--exclude-leaks pre-trains stage 1 without the images the leakage audit
+finds in a task's val/test split (the report says which data it used).
 """
 import argparse
 import os
@@ -80,6 +82,13 @@ def parse_args() -> argparse.Namespace:
         '--cfg-options (e.g. train_cfg.max_epochs=1 for a smoke test of '
         'the fine-tunes); finished stages are not redone')
     parser.add_argument(
+        '--exclude-leaks',
+        action='store_true',
+        help='run the leakage audit (tools/misc/audit_overlap.py) first '
+        "and leave the stage-1 images it finds in a task's val/test split "
+        'out of MD-MoCo (configs/muscle/mdmoco_*_noleak.py); default: '
+        "the paper's union. The report says which was used")
+    parser.add_argument(
         '--preflight',
         action='store_true',
         help='train nothing: check data, configs, initialisation files, '
@@ -113,7 +122,8 @@ def main() -> None:
         jobs=args.jobs,
         tensorboard=args.tensorboard,
         cfg_options=args.cfg_options,
-        protocol=args.protocol)
+        protocol=args.protocol,
+        exclude_leaks=args.exclude_leaks)
     # what this process builds itself (--preflight) reads the same splits
     os.environ[PROTOCOL_ENV] = args.protocol
     if args.tensorboard:
@@ -137,7 +147,8 @@ def main() -> None:
         # message says it all, a traceback would only hide it
         raise SystemExit(f'run_muscle: {e}')
     build_report(study.work_dir, results, probe=study.probe_inputs(),
-                 demo=scale == 'demo', protocol=args.protocol)
+                 demo=scale == 'demo', protocol=args.protocol,
+                 leakage=study.leakage_info())
 
 
 if __name__ == '__main__':

@@ -150,6 +150,29 @@ def _baseline_notes(results: Mapping, baselines: Mapping,
     return lines
 
 
+def leakage_note(leakage: Mapping) -> str:
+    """One line: which stage-1 data the study used, with the leakage
+    audit's count when it ran (``MuscleStudy.leakage_info``)."""
+    audit = leakage.get('audit')
+    if leakage.get('exclude_leaks'):
+        n = (audit['leakage']['stage1_images_with_heldout_copy']
+             if audit else '?')
+        return (f'Stage 1 (MD-MoCo) left out the {n} stage-1 image(s) with '
+                "a copy in a task's val/test split (--exclude-leaks, "
+                'configs/muscle/mdmoco_*_noleak.py; leakage audit at '
+                f'threshold {audit["threshold"] if audit else "?"}).')
+    if audit:
+        return ('Stage 1 (MD-MoCo) pre-trained on the whole union, as the '
+                f'paper; the leakage audit (threshold {audit["threshold"]}) '
+                'found '
+                f'{audit["leakage"]["stage1_images_with_heldout_copy"]} of '
+                "its images with a copy in a task's val/test split "
+                '(--exclude-leaks leaves them out).')
+    return ('Stage 1 (MD-MoCo) pre-trained on the whole union, as the paper; '
+            'no leakage audit was run (tools/misc/audit_overlap.py, or '
+            '--exclude-leaks).')
+
+
 def probe_table(probe: Mapping) -> Tuple[str, dict]:
     """kNN/linear probes of the study's backbones against random init.
 
@@ -235,7 +258,8 @@ def build_report(work_dir: str,
                  log=print,
                  probe: Optional[Mapping] = None,
                  demo: bool = False,
-                 protocol: str = 'paper') -> Dict[str, str]:
+                 protocol: str = 'paper',
+                 leakage: Optional[Mapping] = None) -> Dict[str, str]:
     """Write the paper's tables and figures under ``work_dir/report``.
 
     Args:
@@ -248,6 +272,9 @@ def build_report(work_dir: str,
         protocol: The splits the study used (``'paper'`` or
             ``'official'``); the tables and ``protocol.json`` state it with
             the split counts, seed and bootstrap (:func:`study_facts`).
+        leakage: Which stage-1 data were used and the leakage audit's
+            figures (``MuscleStudy.leakage_info``): a line under the
+            tables and ``leakage.json``.
 
     Returns:
         dict: Name -> path of every file written.
@@ -273,10 +300,14 @@ def build_report(work_dir: str,
             by_init['baseline'] = baselines[task]
     _write_json(osp.join(report_dir, 'baselines.json'), baselines)
     written['baselines.json'] = osp.join(report_dir, 'baselines.json')
+    if leakage is not None:
+        _write_json(osp.join(report_dir, 'leakage.json'), leakage)
+        written['leakage.json'] = osp.join(report_dir, 'leakage.json')
     notes = {
         name: facts_notes(facts, name == 'table2') +
-        _baseline_notes(results, baselines, tasks)
-        + ([DEMO_NOTE] if demo else [])
+        _baseline_notes(results, baselines, tasks) +
+        ([DEMO_NOTE] if demo else []) +
+        ([leakage_note(leakage)] if leakage is not None else [])
         for name, tasks in (('table2', CLS_TASKS), ('table3', TABLE3_TASKS))
     }
     for name, paths in write_tables(metrics, report_dir, notes=notes,

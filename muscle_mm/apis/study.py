@@ -109,6 +109,11 @@ class StudySettings:
             every stage reads that protocol's splits (stages 1 and 2 train
             on the tasks' train splits too); stage 3 has it in its
             ``--cfg-options``. A work dir holds one protocol only.
+        exclude_leaks: Run the leakage audit
+            (``tools/misc/audit_overlap.py``, its hashes cached in
+            ``<work_dir>/audit``) before stage 1 and pre-train on the union
+            less the stage-1 images it finds in a task's val/test split
+            (``mdmoco_*_noleak`` configs). Off: the paper's union.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -126,6 +131,7 @@ class StudySettings:
     tensorboard: bool = False
     cfg_options: Sequence[str] = ()
     protocol: str = 'paper'
+    exclude_leaks: bool = False
 
     def __post_init__(self):
         if self.jobs is None:
@@ -384,16 +390,66 @@ class MuscleStudy:
         with FolderLock(self.data_root), FolderLock(self.work_dir):
             self._stage('data', body)
 
-    def stage1(self, backbone: str) -> str:
-        """MD-MoCo; returns the exported backbone checkpoint."""
+    def stage1_config(self, backbone: str) -> str:
+        """The MD-MoCo config: the paper's, or its ``_noleak`` variant."""
+        name = f'{STAGE_CONFIGS["mdmoco"]}_{backbone}'
+        return self.stage_config(name +
+                                 ('_noleak' if self.s.exclude_leaks else ''))
+
+    def audit(self) -> dict:
+        """The leakage audit of the data (``tools/misc/audit_overlap.py``)
+        into ``<work_dir>/audit``: its summary and exclusion list."""
 
         def body(stage_dir):
-            ckpt = self._train(
-                self.stage_config(f'{STAGE_CONFIGS["mdmoco"]}_{backbone}'),
-                stage_dir)
+            self._run([
+                sys.executable,
+                self.tool('misc/audit_overlap.py'), '--data-root',
+                self.data_root, '--work-dir', stage_dir
+            ], osp.join(stage_dir, 'stage.log'))
+            return dict(
+                summary=osp.join(stage_dir, 'audit_summary.json'),
+                exclude_file=osp.join(stage_dir, 'stage1_exclude.txt'))
+
+        return self._stage('audit', body)
+
+    def leakage_info(self) -> dict:
+        """What the report says of leakage: whether stage 1 left the
+        audit's images out, and the audit's figures if it ran."""
+        info = dict(exclude_leaks=self.s.exclude_leaks, audit=None)
+        path = osp.join(self.work_dir, 'audit', 'audit_summary.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                summary = json.load(f)
+            info['audit'] = {
+                k: summary[k]
+                for k in ('threshold', 'images', 'pairs', 'leakage')
+            }
+        return info
+
+    def stage1(self, backbone: str) -> str:
+        """MD-MoCo; returns the exported backbone checkpoint."""
+        marker = osp.join(self.work_dir, f'mdmoco_{backbone}',
+                          'stage_done.json')
+        if osp.isfile(marker):
+            with open(marker) as f:
+                done = json.load(f)['outputs'].get('exclude_leaks', False)
+            if done != self.s.exclude_leaks:
+                raise ValueError(
+                    f'{marker}: stage 1 was run '
+                    f'{"with" if done else "without"} --exclude-leaks; use '
+                    'another --work-dir to run it the other way')
+
+        def body(stage_dir):
+            options = []
+            if self.s.exclude_leaks:
+                options.append('train_dataloader.dataset.exclude_file=' +
+                               self.audit()['exclude_file'])
+            ckpt = self._train(self.stage1_config(backbone), stage_dir,
+                               options)
             return dict(
                 checkpoint=ckpt,
-                backbone=self._export(ckpt, backbone, 'mdmoco'))
+                backbone=self._export(ckpt, backbone, 'mdmoco'),
+                exclude_leaks=self.s.exclude_leaks)
 
         return self._stage(f'mdmoco_{backbone}', body)['backbone']
 
@@ -453,9 +509,8 @@ class MuscleStudy:
             if need_stage2 or 'mdmoco' in self.s.inits:
                 runs.append(
                     PlannedRun(
-                        f'mdmoco_{bb}', 1,
-                        self.stage_config(f'{STAGE_CONFIGS["mdmoco"]}_{bb}'),
-                        bb, output=mdmoco))
+                        f'mdmoco_{bb}', 1, self.stage1_config(bb), bb,
+                        output=mdmoco))
             for init in stage2:
                 if init in self.s.inits:
                     runs.append(
@@ -531,6 +586,8 @@ class MuscleStudy:
             self.check_imagenet_files()  # before days of stages 1 and 2
         self.job_env(0)  # jobs x gpus more than visible: stop now
         self.prepare_data()
+        if self.s.exclude_leaks:
+            self.audit()  # once, before the stage-1 runs start
         results: Dict[str, Dict[str, Dict[str, dict]]] = {
             t: {} for t in self.s.tasks
         }

@@ -8,6 +8,12 @@ loaders, converters and configs can be exercised end to end without the
 ~180k real images. Labels are drawn into the images (opacities, TB lesions,
 bone maturity, fractures, lung masks) so a small CNN can learn them.
 
+A few task images (pneumonia, lung, TBX11K, MURA), transformed as a real
+re-release would (re-encoded, resized, contrast-stretched, mirrored, other
+bit depth), are planted as extra images into NIH and Indiana and listed in
+their ``planted_copies.json``: the ground truth of the leakage audit
+(``tools/misc/audit_overlap.py``). The task datasets are not changed.
+
 Everything is deterministic from ``seed``: every dataset gets its own
 ``np.random.default_rng([seed, offset])`` stream with a fixed offset, and
 files are encoded with fixed parameters, so the same seed gives
@@ -41,7 +47,7 @@ DEMO_DATASETS: Dict[str, str] = dict(DATASET_FOLDERS)
 
 # Fixed per-dataset stream offsets (never Python's randomised hash()).
 _SEED_OFFSETS = {key: 1009 * (i + 1) for i, key in enumerate(DEMO_DATASETS)}
-_VERSION = 3  # bump when the output changes so old demo folders are redone
+_VERSION = 4  # bump when the output changes so old demo folders are redone
 _COMPLETE = '.complete'  # written last: the folder is finished
 _OURS = '.demo_data'  # written first: the folder belongs to this generator
 
@@ -123,6 +129,11 @@ class _Writer:
 
     def json(self, rel: str, obj: dict) -> None:
         self.text(rel, json.dumps(obj))
+
+    def append(self, rel: str, text: str) -> None:
+        """Add ``text`` at the end of a file written before."""
+        with open(self._path(rel), 'ab') as f:
+            f.write(text.encode('utf-8'))
 
 
 # --------------------------------------------------------------------------
@@ -611,6 +622,164 @@ _WRITERS: Dict[str, Callable[[_Writer, np.random.Generator, float], None]] = {
     'tbx11k': _write_tbx11k,
 }
 
+
+# --------------------------------------------------------------------------
+# Planted copies (issue 12): the leakage audit's ground truth
+# --------------------------------------------------------------------------
+
+#: Manifest of the copies, in each receiving dataset folder.
+PLANTED_MANIFEST = 'planted_copies.json'
+#: Receiving stage-1-only dataset -> (source task dataset, one transform per
+#: copy). Each transform is used twice over all sources.
+_PLANTS = {
+    'nih': (('pneumonia', ('exact', 'jpeg', 'flip')),
+            ('lung_masks', ('resize', 'contrast', 'bit_depth')),
+            ('tbx11k', ('jpeg', 'flip', 'contrast'))),
+    'indiana': (('mura', ('exact', 'resize', 'bit_depth')), ),
+}
+_CAPTURED = 10  # images of a source rendered to pick its copies from
+
+
+class _Enough(Exception):
+    """Stops a source writer once :class:`_Capture` has its images."""
+
+
+class _Capture(_Writer):
+    """Renders the first ``limit`` images of a dataset in memory (nothing
+    is written): a planted copy's source, re-rendered from the source's
+    own stream, so every dataset is still generated on its own."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(Path('.'))
+        self.limit = limit
+        self.images: List[Tuple[str, np.ndarray]] = []
+        self.masks: List[str] = []
+
+    def image(self, rel: str, img: np.ndarray, rgb: bool = False) -> None:
+        if len(self.images) == self.limit:
+            raise _Enough
+        if Path(rel).suffix.lower() in ('.jpg', '.jpeg'):
+            # the pixels of the file, which _Writer.image encodes so
+            buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        self.images.append((rel, img))  # grey (an RGB file: equal channels)
+
+    def mask(self, rel: str, mask: np.ndarray) -> None:
+        self.masks.append(Path(rel).stem)
+
+    def text(self, rel: str, text: str) -> None:
+        pass
+
+
+def _plant_sources(key: str, seed: int, scale: float,
+                   n: int) -> List[Tuple[str, np.ndarray]]:
+    """``n`` images of dataset ``key`` that its split files list (lung
+    images with a mask, TBX11K TB images), every second one from the
+    start of its stream: ``(path relative to the dataset, grey pixels)``."""
+    cap = _Capture(_CAPTURED)
+    try:
+        _WRITERS[key](cap, np.random.default_rng([seed, _SEED_OFFSETS[key]]),
+                      scale)
+    except _Enough:
+        pass
+    masks = {m[:-5] if m.endswith('_mask') else m for m in cap.masks}
+    usable = [(rel, img) for rel, img in cap.images
+              if (key != 'lung_masks' or Path(rel).stem in masks) and
+              (key != 'tbx11k' or rel.startswith('imgs/tb/'))]
+    return usable[1::2][:n]
+
+
+def _to_8bit(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    lo, hi = float(img.min()), float(img.max())
+    return np.rint((img - lo) * (255 / max(hi - lo, 1))).astype(np.uint8)
+
+
+def plant_transform(img: np.ndarray, kind: str) -> np.ndarray:
+    """One planted copy: the same pixels (``exact``, a lossless
+    re-encode), a JPEG round trip at quality 75 (``jpeg``), 0.7x
+    (``resize``), the 2nd-98th percentile stretched over the whole range
+    (``contrast``, clipping), a left-right mirror (``flip``) or the other
+    bit depth (``bit_depth``: 8-bit x 257, or 16-bit onto 0-255)."""
+    if kind == 'exact':
+        return img
+    if kind == 'jpeg':
+        ok, buf = cv2.imencode('.jpg', _to_8bit(img),
+                               [cv2.IMWRITE_JPEG_QUALITY, 75])
+        return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if kind == 'resize':
+        h, w = img.shape[:2]
+        return cv2.resize(img, (round(w * 0.7), round(h * 0.7)),
+                          interpolation=cv2.INTER_AREA)
+    if kind == 'contrast':
+        lo, hi = np.percentile(img, (2, 98))
+        top = np.iinfo(img.dtype).max
+        out = (img.astype(np.float64) - lo) * (top / max(hi - lo, 1))
+        return np.clip(np.rint(out), 0, top).astype(img.dtype)
+    if kind == 'flip':
+        return np.ascontiguousarray(img[:, ::-1])
+    if kind == 'bit_depth':
+        return (img.astype(np.uint16) * 257 if img.dtype == np.uint8 else
+                _to_8bit(img))
+    raise ValueError(f'unknown planted transform {kind!r}')
+
+
+def _add_nih(w: _Writer, rng: np.random.Generator, i: int,
+             img: np.ndarray) -> str:
+    """A planted image as a new NIH patient (train_val list, no finding)."""
+    pid = 30001 + i
+    name = f'{pid:08d}_000.png'
+    rel = f'images_002/images/{name}'
+    w.image(rel, img)
+    sex, age = _sex_age(rng)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator='\n').writerow([
+        name, 'No Finding', 0, pid, age, sex[0].upper(), 'PA', img.shape[1],
+        img.shape[0], 0.143, 0.143
+    ])
+    w.append('Data_Entry_2017.csv', buf.getvalue())
+    w.append('train_val_list.txt', f'{name}\n')
+    return rel
+
+
+def _add_indiana(w: _Writer, rng: np.random.Generator, i: int,
+                 img: np.ndarray) -> str:
+    """A planted image as a new Indiana report with one image."""
+    rid = 9001 + i
+    name = f'CXR{rid}_IM-{9001 + i:04d}-1001'
+    rel = f'NLMCXR_png/{name}.png'
+    w.image(rel, img)
+    w.text(f'NLMCXR_reports/ecgen-radiology/{rid}.xml',
+           _indiana_report(rid, None, [name]))
+    return rel
+
+
+_PLANT_WRITERS = {'nih': _add_nih, 'indiana': _add_indiana}
+
+
+def _plant(w: _Writer, key: str, seed: int, scale: float) -> None:
+    """Add the planted copies of ``_PLANTS[key]`` and their manifest."""
+    rng = np.random.default_rng([seed, _SEED_OFFSETS[key], 1])
+    copies = []
+    for src, kinds in _PLANTS[key]:
+        sources = _plant_sources(src, seed, scale, len(kinds))
+        for (rel, img), kind in zip(sources, kinds):
+            copy = _PLANT_WRITERS[key](w, rng, len(copies),
+                                       plant_transform(img, kind))
+            copies.append(
+                dict(
+                    copy=f'{DEMO_DATASETS[key]}/{copy}',
+                    source=f'{DEMO_DATASETS[src]}/{rel}',
+                    transform=kind))
+    w.json(
+        PLANTED_MANIFEST,
+        dict(
+            note='copies of task images planted by the demo generator for '
+            'the leakage audit (tools/misc/audit_overlap.py); paths '
+            'relative to the demo data root',
+            copies=copies))
+
 # --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
@@ -718,6 +887,8 @@ def generate_demo_data(out_dir: str,
         writer = _Writer(tmp)
         rng = np.random.default_rng([seed, _SEED_OFFSETS[key]])
         _WRITERS[key](writer, rng, scale)
+        if key in _PLANTS:
+            _plant(writer, key, seed, scale)
         marker = dict(_params(seed, scale), images=writer.n_images)
         (tmp / _COMPLETE).write_text(json.dumps(marker) + '\n')
         _move_into_place(tmp, root, seed, scale, overwrite)

@@ -20,9 +20,30 @@ SCALE = 0.3
 #: seed=0, scale=0.3) (opencv-python 4.x PNG/JPEG encoders of this stack).
 #: The move from muscle_mm.datasets.demo to muscle_mm.testing kept it
 #: (2e5f4670... before and after); issue 13's learnable demo changed the
-#: data on purpose (f91acb41..., then bolder MURA fractures in version 3).
+#: data on purpose (f91acb41..., then bolder MURA fractures in version 3);
+#: issue 12's planted copies (version 4) added 12 images to NIH and Indiana
+#: (35927393... before), leaving the other folders as they were (UNCHANGED).
 #: Any other change of the output must update it knowingly.
-DIGEST = '35927393e8ee0f4970c97cc18f96fccb35ebf8cef362c0b6f83b816d18ff248e'
+DIGEST = '9d3630cb9a26cde3cb52bf04f903ed0154bf168181125695c5f1d128731eb9ef'
+#: sha256 of each folder (marker files left out) that the planted copies of
+#: issue 12 did not touch, as version 3 wrote them: the task datasets (and
+#: so the demo study's splits and test sets) are byte for byte the same.
+UNCHANGED = {
+    'ChinaSet_AllFiles':
+    'dd1ae06e03f3b668441bc73ebf9ab89a7b3f6056723087d94b166e3477c7ef80',
+    'Lung Segmentation':
+    '081bb994b5574147795941b887b5a5ae9cec35bb0587e1ef1201cf78b90553b7',
+    'MURA-v1.1':
+    'fd03eedd35689fb6d7d9f1b6cf26643df562f78a18f4c154bae844db0585367c',
+    'MontgomerySet':
+    '920587663b755c78afefdb1e593819453dd56e68bb0648dea234f58dc554dcd3',
+    'RSNA-BoneAge':
+    'ddd1a07843385ec51522841e645cbc3c5448b1e841bd1536ad5f90a7a52b5491',
+    'TBX11K':
+    '006aec587d0f1cf21c3c825fef1c7100d7bf0faa4b92cb748d41427168df3e51',
+    'chest_xray':
+    '8dc07588c4a1f487c08da5e20bbb53c309238c321344fc9750a731f64fb09b2e',
+}
 
 
 @pytest.fixture(scope='module')
@@ -34,10 +55,10 @@ def demo_root(tmp_path_factory) -> Path:
     return root
 
 
-def tree_digest(root: Path) -> str:
+def tree_digest(root: Path, markers: bool = True) -> str:
     digest = hashlib.sha256()
     for path in sorted(root.rglob('*')):
-        if path.is_file():
+        if path.is_file() and (markers or not path.name.startswith('.')):
             digest.update(path.relative_to(root).as_posix().encode() + b'\0')
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -46,6 +67,8 @@ def tree_digest(root: Path) -> str:
 def test_output_is_pinned(demo_root):
     """Byte for byte the pinned output: refactors leave the data alone."""
     assert tree_digest(demo_root) == DIGEST
+    for folder, digest in UNCHANGED.items():
+        assert tree_digest(demo_root / folder, markers=False) == digest
 
 
 def test_import_needs_neither_torch_nor_openmmlab():
@@ -105,7 +128,12 @@ def test_nih_layout(demo_root):
     assert set(found) == names
     assert {p.parent.parent.name for p in found.values()} == {
         'images_001', 'images_002'}
-    assert read(next(iter(found.values()))).dtype == np.uint8
+    planted = {c['copy'].split('/', 1)[1] for c in json.loads(
+        (root / 'planted_copies.json').read_text())['copies']}
+    originals = [p for p in found.values()
+                 if p.relative_to(root).as_posix() not in planted]
+    assert len(originals) == len(found) - len(planted)
+    assert {read(p).dtype for p in originals[:5]} == {np.dtype(np.uint8)}
     train = (root / 'train_val_list.txt').read_text().split()
     test = (root / 'test_list.txt').read_text().split()
     assert set(train) | set(test) == names and not set(train) & set(test)
@@ -404,3 +432,46 @@ def test_an_interrupted_generation_is_never_taken_as_complete(
     n = demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])['mura']
     images = list((tmp_path / 'MURA-v1.1').rglob('*.png'))
     assert n == len(images) > 10
+
+
+def test_planted_copies(demo_root):
+    """Copies of task images in NIH and Indiana, each listed by its dataset
+    as the release would list it, and recorded in ``planted_copies.json``
+    with its source and transform (the leakage audit's ground truth)."""
+    copies = []
+    for key in ('nih', 'indiana'):
+        root = demo_root / demo.DEMO_DATASETS[key]
+        copies += json.loads(
+            (root / 'planted_copies.json').read_text())['copies']
+    assert len(copies) == 12
+    transforms = [c['transform'] for c in copies]
+    assert sorted(set(transforms)) == [
+        'bit_depth', 'contrast', 'exact', 'flip', 'jpeg', 'resize']
+    assert all(transforms.count(t) == 2 for t in transforms)
+    task_folders = {demo.DEMO_DATASETS[k]
+                    for k in ('pneumonia', 'mura', 'lung_masks', 'tbx11k')}
+    nih_csv = {r[0] for r in csv_rows(
+        demo_root / 'NIH-ChestXray14/Data_Entry_2017.csv')}
+    nih_list = (demo_root / 'NIH-ChestXray14/train_val_list.txt').read_text()
+    reports = ''.join(p.read_text() for p in (demo_root / 'IndianaCXR').glob(
+        'NLMCXR_reports/ecgen-radiology/*.xml'))
+    for c in copies:
+        assert c['source'].split('/')[0] in task_folders, c
+        copy, src = read(demo_root / c['copy']), read(demo_root / c['source'])
+        src = src[..., 0] if src.ndim == 3 else src  # RGB-saved grey
+        name = Path(c['copy']).name
+        if c['copy'].startswith('NIH'):
+            assert name in nih_csv and name in nih_list.split()
+        else:
+            assert f'id="{Path(name).stem}"' in reports
+        kind = c['transform']
+        if kind == 'exact':
+            np.testing.assert_array_equal(copy, src)
+        elif kind == 'flip':
+            np.testing.assert_array_equal(copy, src[:, ::-1])
+        elif kind == 'resize':
+            assert copy.shape == tuple(round(0.7 * s) for s in src.shape)
+        elif kind == 'bit_depth':
+            assert copy.dtype != src.dtype and copy.shape == src.shape
+        else:  # jpeg, contrast: same size, other pixels
+            assert copy.shape == src.shape and (copy != src).any()

@@ -40,6 +40,11 @@ class MultiSourceXrayDataset(BaseDataset):
         data_root (str): Joined in front of each source's relative
             ``data_root``, so one config switches between ``data/`` and
             ``data/demo/``. Defaults to ''.
+        exclude_file (str, optional): Images to leave out, one path per
+            line relative to ``data_root``: the ``stage1_exclude.txt`` of
+            ``tools/misc/audit_overlap.py`` (stage-1 images with a copy in
+            a task's val/test split). The count left out per source is
+            logged. Defaults to None (the paper: every image).
         pipeline (Sequence): Transforms, usually starting with
             ``LoadXrayImage``. Defaults to ().
         **kwargs: ``serialize_data``, ``lazy_init``, ``max_refetch``,
@@ -51,8 +56,11 @@ class MultiSourceXrayDataset(BaseDataset):
                  sources: Sequence[dict],
                  data_root: str = '',
                  pipeline: Sequence = (),
+                 exclude_file: Optional[str] = None,
                  **kwargs) -> None:
         self.source_cfgs, self.source_weights = self._parse_sources(sources)
+        self.exclude_file = exclude_file
+        self.excluded: List[int] = []  # images left out, per source
         self.source_names: List[str] = []
         self.source_counts: List[int] = []
         self._item_source: Optional[np.ndarray] = None
@@ -95,6 +103,8 @@ class MultiSourceXrayDataset(BaseDataset):
         """Build each source and keep its items' paths and source tags."""
         data_list = []
         self.source_names, self.source_counts = [], []
+        exclude = self._read_exclusions()
+        self.excluded = []
         for idx, cfg in enumerate(self.source_cfgs):
             cfg = copy.deepcopy(cfg)
             root = cfg.get('data_root')
@@ -117,19 +127,48 @@ class MultiSourceXrayDataset(BaseDataset):
                 raise ValueError(
                     f'{type(self).__name__}: {where} has no images; check '
                     'its data_root and split, or remove it from sources')
-            tag = None
+            tag, left_out = None, 0
             for i in range(len(dataset)):
                 info = dataset.get_data_info(i)
                 if 'img_path' not in info:
                     raise KeyError(f'{type(self).__name__}: item {i} of '
                                    f"{where} has no 'img_path'")
                 tag = info.get('source') or cfg['type']
+                if osp.abspath(info['img_path']) in exclude:
+                    left_out += 1
+                    continue
                 data_list.append(
                     dict(
                         img_path=info['img_path'], source=tag, source_idx=idx))
             self.source_names.append(tag)
-            self.source_counts.append(len(dataset))
+            self.source_counts.append(len(dataset) - left_out)
+            self.excluded.append(left_out)
+        if exclude:
+            MMLogger.get_current_instance().info(
+                f'{type(self).__name__}: left out {sum(self.excluded)} of '
+                f'{len(exclude)} image(s) listed in {self.exclude_file} '
+                '(copies of task val/test images found by the leakage '
+                'audit): ' + ', '.join(
+                    f'{n} {name}'
+                    for name, n in zip(self.source_names, self.excluded)))
         return data_list
+
+    def _read_exclusions(self) -> set:
+        """Absolute paths listed in ``exclude_file`` (empty without one)."""
+        if self.exclude_file is None:
+            return set()
+        if not osp.isfile(self.exclude_file):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: exclude_file '
+                f'{self.exclude_file} not found; the leakage audit writes '
+                'it: python tools/misc/audit_overlap.py --data-root '
+                f'{self.data_root or "DATA_ROOT"} --work-dir DIR (then '
+                'DIR/stage1_exclude.txt)')
+        with open(self.exclude_file, encoding='utf-8') as f:
+            return {
+                osp.abspath(osp.join(self.data_root, line.strip()))
+                for line in f if line.strip()
+            }
 
     def full_init(self) -> None:
         if self._fully_initialized:
