@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
-from muscle_mm.metainfo import TABLE1, TASK_DATASETS
+from muscle_mm.metainfo import STAGE_CONFIGS, TABLE1, TASK_DATASETS
 from .paths import IMPORT_ROOT, resource_roots
 from .study import MuscleStudy, PlannedRun
 
@@ -31,7 +31,7 @@ class Check:
     """One line of the preflight's table."""
     section: str
     subject: str
-    status: str  # 'ok', 'FAIL', 'skip' or 'made by stage N'
+    status: str  # 'ok', 'FAIL', 'skip', 'made by stage N' or 'made by the audit'
     detail: str = ''
 
     @property
@@ -152,11 +152,15 @@ class Preflight:
     def check_run(self, run: PlannedRun, plan: Sequence[PlannedRun],
                   sizes: Dict[str, tuple]) -> List[Check]:
         from mmengine.config import Config
+        audit = self._audit_check(run)
         try:
             cfg = Config.fromfile(run.config)
             if run.init_file:
                 cfg.merge_from_dict(
                     {'model.backbone.init_cfg.checkpoint': run.init_file})
+            if audit is not None:
+                cfg.merge_from_dict(
+                    {'train_dataloader.dataset.exclude_file': audit[1]})
             model = self._build_model(cfg)
             loaders = self._build_loaders(cfg)
             self._build_evaluators(cfg)
@@ -172,7 +176,25 @@ class Preflight:
                   f'{len(loaders)} dataloader(s), evaluator(s) built'),
             self.check_init(run, plan, model),
             self.check_schedule(run, cfg, loaders),
-        ]
+        ] + ([audit[0]] if audit is not None else [])
+
+    def _audit_check(self, run: PlannedRun) -> Optional[tuple]:
+        """With ``exclude_leaks``, stage 1 reads the audit's exclusion list
+        (``MuscleStudy.audit``): ``(check, exclude_file)``, the file being
+        None (the whole union is checked) until the audit has run; the audit
+        hashes every image, too long for a preflight. None otherwise."""
+        if run.stage != 1 or not self.study.s.exclude_leaks:
+            return None
+        path = osp.join(self.study.work_dir, 'audit', 'stage1_exclude.txt')
+        if osp.isfile(path):
+            with open(path, encoding='utf-8') as f:
+                n = sum(1 for line in f if line.strip())
+            return Check('init', f'{run.name} exclusions', 'ok',
+                         f'{n} image(s) left out, listed in {path}'), path
+        return Check('init', f'{run.name} exclusions', 'made by the audit',
+                     f'{path}: the leakage audit runs before stage 1 and '
+                     'lists the images it leaves out; checked here with the '
+                     'whole union'), None
 
     def _build_model(self, cfg):
         from muscle_mm.registry import MODELS
@@ -353,8 +375,14 @@ class Preflight:
             name = run.name if run.stage < 3 else \
                 f'finetune/{run.task}_{run.backbone}'
             self.log(f'[preflight] one training step of {name}')
+            config = run.config
+            if run.stage == 1 and self.study.s.exclude_leaks:
+                # the paper's config: the same model and batch, and no
+                # exclusion list needed (the audit has not run yet)
+                config = self.study.stage_config(
+                    f'{STAGE_CONFIGS["mdmoco"]}_{run.backbone}')
             try:
-                result = measure_in_subprocess(run.config, self.amp)
+                result = measure_in_subprocess(config, self.amp)
             except Exception as e:  # noqa: B902
                 checks.append(Check('memory', name, 'FAIL', _error(e)))
                 continue

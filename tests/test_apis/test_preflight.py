@@ -191,6 +191,35 @@ def test_period_that_disagrees_with_the_loop(in_tmp, demo_data_root,
     assert "Use period='round'" in failed[0][2]
 
 
+def test_exclude_leaks_checks_stage1_before_and_after_the_audit(
+        in_tmp, demo_data_root):
+    """``--exclude-leaks``: before the audit has run, stage 1's ``_noleak``
+    config is checked with the whole union and a line says the audit makes
+    the list; once the list exists, it is read and counted."""
+    link_data(in_tmp, demo_data_root)
+
+    def stage1_lines():
+        checks = preflight(tasks=['pneumonia'], inits=['mdmoco'],
+                           exclude_leaks=True)
+        assert failures(checks) == []
+        return {(c.section, c.subject): c for c in checks
+                if c.subject.startswith('mdmoco_r18')}
+
+    lines = stage1_lines()
+    assert 'mdmoco_r18_noleak' in lines[('config', 'mdmoco_r18')].detail
+    made = lines[('init', 'mdmoco_r18 exclusions')]
+    assert made.status == 'made by the audit', made
+    listed = in_tmp / 'work_dirs' / 'muscle_paper' / 'audit' / \
+        'stage1_exclude.txt'
+    listed.parent.mkdir(parents=True)
+    nih = osp.join(demo_data_root, TABLE1['nih']['folder'])
+    first = sorted(Path(nih).rglob('*.png'))[0]
+    listed.write_text(f'{first}\n')
+    found = stage1_lines()[('init', 'mdmoco_r18 exclusions')]
+    assert (found.status, found.detail) == (
+        'ok', f'1 image(s) left out, listed in {listed}')
+
+
 def test_full_disk(in_tmp, demo_data_root, monkeypatch):
     link_data(in_tmp, demo_data_root)
     usage = namedtuple('usage', 'total used free')
