@@ -109,11 +109,12 @@ class StudySettings:
             every stage reads that protocol's splits (stages 1 and 2 train
             on the tasks' train splits too); stage 3 has it in its
             ``--cfg-options``. A work dir holds one protocol only.
-        exclude_leaks: Run the leakage audit
-            (``tools/misc/audit_overlap.py``, its hashes cached in
-            ``<work_dir>/audit``) before stage 1 and pre-train on the union
-            less the stage-1 images it finds in a task's val/test split
-            (``mdmoco_*_noleak`` configs). Off: the paper's union.
+        exclude_leaks: Pre-train on the union less the stage-1 images
+            that the leakage audit finds in a task's val/test split
+            (``mdmoco_*_noleak`` configs). Off: the paper's union. The
+            audit (``tools/misc/audit_overlap.py``, its hashes cached in
+            ``<work_dir>/audit``) runs either way, after the data stage, so
+            the report states the leakage of every study.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -586,8 +587,7 @@ class MuscleStudy:
             self.check_imagenet_files()  # before days of stages 1 and 2
         self.job_env(0)  # jobs x gpus more than visible: stop now
         self.prepare_data()
-        if self.s.exclude_leaks:
-            self.audit()  # once, before the stage-1 runs start
+        self.audit()  # once, before the stage-1 runs start; for the report
         results: Dict[str, Dict[str, Dict[str, dict]]] = {
             t: {} for t in self.s.tasks
         }
