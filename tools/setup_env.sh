@@ -50,7 +50,7 @@ if ! have "$MARK"; then
 fi
 
 # 3. the OpenMMLab packages, the runtime deps, the test deps, and muscle_mm itself.
-if ! have "import mmdet, mmseg, mmpretrain, pytest, sklearn, pycocotools, pydicom, ftfy, regex, timm, safetensors"; then
+if ! have "import mmdet, mmseg, mmpretrain, pytest, sklearn, pycocotools, pydicom, ftfy, regex, timm, safetensors, tensorboard"; then
   echo "[setup_env] installing OpenMMLab packages and their dependencies"
   $PIP -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/tests.txt
 fi
