@@ -3,7 +3,8 @@
 ``python tools/infer.py CONFIG CHECKPOINT INPUTS... --out-dir DIR``.
 
 INPUTS are image files (PNG 8/16-bit, JPEG, DICOM), folders (searched
-recursively) or ``.txt`` lists of paths. Per input: ``<name>.json``,
+recursively; DICOM files without suffix too) or lists of paths (``.txt``,
+``.lst``, ``.list``). Per input: ``<name>.json``,
 ``<name>_vis.png`` (and ``<name>_lung_mask.png``); ``summary.csv`` lists
 every input with its status. ``--features`` writes pooled backbone
 embeddings instead (``features.npy`` + ``features.csv``).
@@ -29,7 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         'inputs',
         nargs='+',
         help='image files, folders (searched recursively for .png .jpg '
-        '.jpeg .bmp .tif .tiff .dcm .dicom .dic) or .txt lists of paths')
+        '.jpeg .bmp .tif .tiff .dcm .dicom .dic, and DICOM files without '
+        'suffix) or lists of paths (.txt .lst .list)')
     parser.add_argument(
         '--out-dir', required=True, help='folder for the outputs')
     parser.add_argument(

@@ -101,8 +101,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
+def study_settings(args: argparse.Namespace) -> StudySettings:
+    """The study's settings from the command line."""
     scale = 'demo' if args.demo else args.scale
     imagenet = {}
     for item in args.imagenet:
@@ -110,7 +110,7 @@ def main() -> None:
             raise SystemExit(f'--imagenet expects BACKBONE=PATH, got "{item}"')
         key, path = item.split('=', 1)
         imagenet[key] = path
-    settings = StudySettings(
+    return StudySettings(
         work_dir=args.work_dir or default_work_dir(scale, args.protocol),
         scale=scale,
         backbones=args.backbones,
@@ -124,6 +124,11 @@ def main() -> None:
         cfg_options=args.cfg_options,
         protocol=args.protocol,
         exclude_leaks=args.exclude_leaks)
+
+
+def main() -> None:
+    args = parse_args()
+    settings = study_settings(args)
     # what this process builds itself (--preflight) reads the same splits
     os.environ[PROTOCOL_ENV] = args.protocol
     if args.tensorboard:

@@ -13,6 +13,7 @@ cannot run one head of a multi-task model.
 """
 import csv
 import json
+import logging
 import os
 import os.path as osp
 from contextlib import nullcontext
@@ -24,18 +25,22 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
 
 from muscle_mm.metainfo import TABLE1, TASK_DATASETS
 from muscle_mm.registry import DATASETS, MODELS
 from muscle_mm.utils import register_all_modules
-from muscle_mm.utils.checkpoint_checks import (check_checkpoint_fits,
+from muscle_mm.utils.checkpoint_checks import (check_state_dict_fits,
                                                checkpoint_state_dict)
 
-#: Files a folder is searched for (name a DICOM without suffix directly).
+#: Files a folder is searched for; files without a suffix are read when
+#: they are DICOM (PACS exports name them ``IM0001``).
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.dcm',
                   '.dicom', '.dic')
+#: Suffixes of a text file listing inputs, one a line.
+LIST_SUFFIXES = ('.txt', '.lst', '.list')
 #: Task of each dataset type of Table 1 (a stage-3 config's task).
 DATASET_TASKS = {
     TABLE1[ds]['type']: task
@@ -56,6 +61,12 @@ class InferenceItem:
     image_size: Optional[Tuple[int, int]] = None  # (h, w) as loaded
     predictions: Dict[str, dict] = field(default_factory=dict)
     image: Optional[np.ndarray] = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """Drop the image and the masks (once written to files)."""
+        self.image = None
+        for pred in self.predictions.values():
+            pred.pop('mask', None)
 
     def fail(self, err: BaseException) -> None:
         self.status = 'error'
@@ -78,6 +89,41 @@ class InferenceItem:
             predictions=preds)
 
 
+def is_dicom(path: str) -> bool:
+    """Whether ``path`` starts as a DICOM file (``DICM`` at byte 128);
+    ``DICOMDIR`` (an index, no pixels) is not an image."""
+    if osp.basename(path).upper() == 'DICOMDIR':
+        return False
+    try:
+        with open(path, 'rb') as f:
+            return f.read(132)[128:] == b'DICM'
+    except OSError:
+        return False
+
+
+def _folder_images(folder: str) -> List[str]:
+    """Images below ``folder`` (sorted, recursive), with a warning naming
+    how many other files were left out."""
+    found, skipped = [], []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            path = osp.join(root, name)
+            if name.lower().endswith(IMAGE_SUFFIXES) or (
+                    not osp.splitext(name)[1] and is_dicom(path)):
+                found.append(path)
+            elif not name.startswith('.'):
+                skipped.append(path)
+    if skipped:
+        print_log(
+            f'{folder}: {len(skipped)} file(s) not read, neither with an '
+            f'image suffix ({", ".join(IMAGE_SUFFIXES)}) nor DICOM without '
+            f'a suffix, e.g. {skipped[0]}',
+            logger='current',
+            level=logging.WARNING)
+    return found
+
+
 def _list_file(path: str) -> List[str]:
     """Paths listed in a text file, one a line; ``#`` starts a comment and
     relative paths are relative to the list's folder."""
@@ -88,8 +134,9 @@ def _list_file(path: str) -> List[str]:
 
 
 def list_inputs(inputs: Union[str, Sequence[str]]) -> List[InferenceItem]:
-    """Expand files, folders (recursively, :data:`IMAGE_SUFFIXES`) and
-    ``.txt`` lists into items with unique output names.
+    """Expand files, folders (recursively: :data:`IMAGE_SUFFIXES` and DICOM
+    files without suffix) and lists (:data:`LIST_SUFFIXES`) into items with
+    unique output names.
 
     A folder's images keep their path below it as output name (MURA's many
     ``image1.png`` stay apart); other files are named by their stem. A path
@@ -101,16 +148,9 @@ def list_inputs(inputs: Union[str, Sequence[str]]) -> List[InferenceItem]:
     for entry in inputs:
         entry = str(entry)
         if osp.isdir(entry):
-            found = []
-            for root, dirs, files in os.walk(entry, followlinks=True):
-                dirs.sort()
-                found += [
-                    osp.join(root, f) for f in sorted(files)
-                    if f.lower().endswith(IMAGE_SUFFIXES)
-                ]
             pairs += [(p, osp.splitext(osp.relpath(p, entry))[0])
-                      for p in found]
-        elif entry.lower().endswith('.txt') and osp.isfile(entry):
+                      for p in _folder_images(entry)]
+        elif entry.lower().endswith(LIST_SUFFIXES) and osp.isfile(entry):
             pairs += [(p, osp.splitext(osp.basename(p))[0])
                       for p in _list_file(entry)]
         else:
@@ -252,8 +292,8 @@ class XrayInferencer:
                 f'Checkpoint "{checkpoint}" does not exist; pass the .pth '
                 'written by tools/train.py for this config.')
         # strict, as tools/test.py: a checkpoint of another model raises
-        check_checkpoint_fits(self.model, checkpoint)
-        state_dict, _ = checkpoint_state_dict(checkpoint)
+        state_dict, meta = checkpoint_state_dict(checkpoint)
+        check_state_dict_fits(self.model, state_dict, checkpoint, meta)
         self.model.load_state_dict(state_dict, strict=False)
 
     def _select(self, task: Optional[str]) -> List[str]:
@@ -298,7 +338,9 @@ class XrayInferencer:
         visualisation PNG (and a lung mask PNG), and ``summary.csv``.
 
         A file that cannot be read is reported (status ``error``) and
-        skipped; the run goes on.
+        skipped; the run goes on. With ``out_dir``, masks are kept only in
+        their PNG files (``mask_file``), so memory does not grow with the
+        number of inputs; without it, each prediction holds its ``mask``.
         """
         items = list_inputs(inputs)
         if not items:
@@ -317,7 +359,7 @@ class XrayInferencer:
             if out_dir is not None:
                 for item in chunk:
                     self._write(item, out_dir)
-                    item.image = None  # written: free the pixels
+                    item.release()  # written: free pixels and masks
             if bar is not None:
                 for _ in chunk:
                     bar.update()
@@ -593,5 +635,5 @@ def write_summary(items: Sequence[InferenceItem], path: str) -> None:
 
 __all__ = [
     'XrayInferencer', 'InferenceItem', 'list_inputs', 'write_summary',
-    'IMAGE_SUFFIXES'
+    'IMAGE_SUFFIXES', 'LIST_SUFFIXES', 'is_dicom'
 ]

@@ -6,7 +6,7 @@ another task or architecture only logs a warning, and the test then scores a
 randomly initialised head (issue 13, item 1).
 """
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -66,9 +66,19 @@ def check_checkpoint_fits(
     Raises:
         CheckpointMismatchError: The checkpoint does not fit the model.
     """
+    state_dict, meta = checkpoint_state_dict(path, revise_keys)
+    check_state_dict_fits(model, state_dict, path, meta)
+
+
+def check_state_dict_fits(model: torch.nn.Module,
+                          state_dict: Dict[str, torch.Tensor],
+                          path: str,
+                          meta: Optional[dict] = None) -> None:
+    """:func:`check_checkpoint_fits` for a state dict already read from
+    ``path`` (named in the messages; ``meta`` names the run that saved it)."""
     if is_model_wrapper(model):
         model = model.module
-    state_dict, meta = checkpoint_state_dict(path, revise_keys)
+    meta = meta or {}
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]

@@ -6,9 +6,9 @@ timm's ResNet names its tensors as torchvision's (``conv1``, ``bn1``,
 ``layerX.Y.downsample.0``, ``fc``), which are also mmpretrain's, so the timm
 export is the torchvision one checked against ``timm.create_model``. Its
 folder is timm's hub layout, ``config.json`` + ``model.safetensors`` +
-``README.md`` (the model card, with the hub's YAML header): exactly what the
-Hugging Face hub hosts for a timm model, so ``hf`` writes the same folder and
-needs no ``transformers``. Load it offline with::
+``README.md`` (the model card, with the hub's YAML header; also written as
+``MODEL_CARD.md``): exactly what the Hugging Face hub hosts for a timm model,
+so ``hf`` writes the same folder and needs no ``transformers``. Load it offline with::
 
     timm.create_model('local-dir:/path/folder', pretrained=True)
 """
@@ -31,7 +31,8 @@ FORMATS = ('openmmlab', 'torchvision', 'timm', 'hf')
 FOLDER_FORMATS = ('timm', 'hf')
 WEIGHTS_NAME = 'model.safetensors'
 CONFIG_NAME = 'config.json'
-CARD_NAME = 'README.md'  # the file the hub shows as the model card
+CARD_NAME = 'MODEL_CARD.md'
+HUB_CARD_NAME = 'README.md'  # the hub shows this file as the model card
 
 #: What each stage of the study is (Sec. 2), by its initialisation key.
 STAGE_TITLES = dict(
@@ -110,6 +111,57 @@ def _find_dicts(node, keep) -> List[dict]:
         for value in node:
             found += _find_dicts(value, keep)
     return found
+
+
+def _demo_generated(img_path: str) -> bool:
+    """Whether ``img_path`` lies in a folder the demo generator wrote."""
+    from muscle_mm.testing.generator import _OURS
+    folder = osp.dirname(osp.abspath(img_path))
+    while folder != osp.dirname(folder):
+        if osp.isfile(osp.join(folder, _OURS)):
+            return True
+        folder = osp.dirname(folder)
+    return False
+
+
+def count_training_images(cfg) -> Tuple[Dict[str, int], bool]:
+    """Images per Table 1 key that ``cfg``'s training datasets list here,
+    and whether they are the synthetic demo data.
+
+    The card states what the run read, not the paper's counts. Returns
+    ``({}, False)`` (with a warning) where the data cannot be read here,
+    e.g. when exporting on another machine than the one that trained.
+    """
+    from mmengine.registry import DefaultScope
+
+    from muscle_mm.registry import DATASETS
+    from muscle_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    counts: Dict[str, int] = {}
+    firsts: List[str] = []
+    try:
+        with DefaultScope.overwrite_default_scope('muscle_mm'):
+            for loader in _train_loaders(cfg):
+                if not isinstance(loader, Mapping) or 'dataset' not in loader:
+                    continue
+                ds_cfg = dict(loader['dataset'])
+                if 'pipeline' in ds_cfg:  # reading the list is enough
+                    ds_cfg['pipeline'] = []
+                dataset = DATASETS.build(ds_cfg)
+                for i in range(len(dataset)):
+                    info = dataset.get_data_info(i)
+                    key = info.get('source')
+                    if key not in TABLE1:
+                        raise KeyError(f'item {i} has no Table 1 source')
+                    if key not in counts:
+                        firsts.append(info['img_path'])
+                    counts[key] = counts.get(key, 0) + 1
+    except Exception as err:  # data absent here: the card says so
+        warnings.warn('The model card lists no counted images: the training '
+                      f'data could not be read here ({type(err).__name__}: '
+                      f'{err}).')
+        return {}, False
+    return counts, bool(firsts) and all(map(_demo_generated, firsts))
 
 
 def to_timm(backbone: Dict[str, torch.Tensor],
@@ -267,9 +319,17 @@ def model_card(arch: str,
                config: Optional[str] = None,
                train_cfg: Optional[Mapping] = None,
                report: str = '',
-               folder: bool = True) -> str:
-    """The Markdown model card (with the hub's YAML header for a folder)."""
+               folder: bool = True,
+               counts: Optional[Mapping[str, int]] = None,
+               synthetic: bool = False) -> str:
+    """The Markdown model card (with the hub's YAML header for a folder).
+
+    ``counts`` are the images per Table 1 key the run trained on, as
+    :func:`count_training_images` finds them (empty: not counted here);
+    ``synthetic`` says they are the demo generator's stand-ins.
+    """
     meta = meta or {}
+    counts = counts or {}
     depth = arch[len('resnet'):]
     name = f'{INIT_NAMES[stage]} ' if stage else ''
     saved_at = ''.join(f', {word} {meta[key]}'
@@ -317,14 +377,23 @@ def model_card(arch: str,
         f'- Normalisation: z-score on 0-255 pixels, mean '
         f'{mean[0]:g}, std {std[0]:g}; in timm\'s 0-1 convention mean '
         f'{mean[0] / 255:.6f}, std {std[0] / 255:.6f} '
-        '(`config.json` carries them).', '', '## Use', ''
+        '(`config.json` carries them).',
+        '- Grey levels as muscle_mm reads them: 8-bit images as they are; '
+        '16-bit PNG and DICOM stretched per image from their minimum to '
+        'their maximum onto 0-255; DICOM MONOCHROME1 inverted. Feed 16-bit '
+        'files mapped the same way (PIL\'s `convert(\'RGB\')` clips '
+        'them).', '', '## Use', ''
     ]
     if folder:
         lines += [
             '```python', 'import timm', 'model = timm.create_model('
             "'local-dir:/path/to/this/folder', pretrained=True)",
             'cfg = timm.data.resolve_data_config(model=model)  # '
-            'mean/std/size above', '```', ''
+            'mean/std/size above', '# or, by architecture name (no '
+            'classifier: num_classes=0)', 'model = timm.create_model('
+            f"'{arch}', pretrained=True, num_classes=0,",
+            "    pretrained_cfg_overlay=dict(file='/path/to/this/folder/"
+            f"{WEIGHTS_NAME}'))", '```', ''
         ]
     else:
         lines += [
@@ -332,10 +401,16 @@ def model_card(arch: str,
             'in OpenMMLab or torchvision.', ''
         ]
     lines += ['## Training data', '']
+    if synthetic:
+        lines += [
+            '**Trained on the synthetic demo data** (`muscle_mm.testing`), '
+            'not on the datasets below: these weights show that the '
+            'pipeline runs, nothing about X-ray images.', ''
+        ]
     if datasets:
         lines += [
-            '| dataset | training images (paper, Table 1) | terms |',
-            '|---|---|---|'
+            '| dataset | training images counted | paper (Table 1) | '
+            'terms |', '|---|---|---|---|'
         ]
         # stage 2 starts from the stage-1 backbone: its data count too
         earlier = []
@@ -343,10 +418,21 @@ def model_card(arch: str,
             earlier = [k for k in TABLE1 if k not in datasets]
         for key in list(datasets) + earlier:
             terms = DATASET_TERMS[key]
+            counted = f'{counts[key]:,}' if key in counts else '-'
             lines.append(f'| {terms["name"]}'
                          f'{" (stage 1 only)" if key in earlier else ""} | '
-                         f'{TABLE1[key]["counts"]["train"]:,} | '
+                         f'{counted} | {TABLE1[key]["counts"]["train"]:,} | '
                          f'{terms["licence"]} <{terms["url"]}> |')
+        if not counts:
+            lines += [
+                '', '"-": the training data could not be read where this '
+                'card was written, so the images were not counted.'
+            ]
+        elif earlier:
+            lines += [
+                '', '"-": stage 1\'s images are counted on the card of its '
+                'own backbone.'
+            ]
         lines += [
             '', 'The weights derive from these data' +
             (' (stage 2 starts from the MD-MoCo backbone of stage 1)'
@@ -404,7 +490,8 @@ def export(src: str,
         src (str): A stage-1 / stage-2 (or any mmengine) checkpoint.
         dst (str): A file for ``openmmlab``/``torchvision``; a folder for
             ``timm``/``hf`` (``model.safetensors``, ``config.json``,
-            ``README.md``; other files in it are kept).
+            ``MODEL_CARD.md`` and the same card as the hub's ``README.md``;
+            other files in it are kept).
         fmt (str): One of :data:`FORMATS`.
         source_prefix (str): Prefix of the backbone inside ``src``.
         depth (int, optional): ResNet depth, guessed when omitted.
@@ -414,7 +501,7 @@ def export(src: str,
             checkpoint's ``meta`` holds.
         report (Sequence[str]): Evaluation tables for the model card.
         card (str, optional): Also write the model card here (the folder
-            formats always write ``README.md``).
+            formats always write ``MODEL_CARD.md``).
 
     Returns:
         dict: The state dict that was written.
@@ -477,6 +564,8 @@ def export(src: str,
             for k, v in out.items()
         }
         arch = f'resnet{depth or _guess_depth(bare)}'
+    counts, synthetic = count_training_images(cfg) if cfg is not None \
+        else ({}, False)
     text = model_card(
         arch,
         _num_features(out),
@@ -489,7 +578,9 @@ def export(src: str,
         config=config,
         train_cfg=None if cfg is None else cfg.get('train_cfg'),
         report=report_text,
-        folder=folder)
+        folder=folder,
+        counts=counts,
+        synthetic=synthetic)
     if folder:
         from safetensors.torch import save as to_safetensors
         os.makedirs(dst, exist_ok=True)
@@ -500,6 +591,7 @@ def export(src: str,
                 timm_config(arch, _num_features(out), input_cfg), indent=2) +
             '\n', osp.join(dst, CONFIG_NAME))
         atomic_write(text, osp.join(dst, CARD_NAME))
+        atomic_write(text, osp.join(dst, HUB_CARD_NAME))
     if card:
         atomic_write(text, card)
     return out
@@ -507,5 +599,6 @@ def export(src: str,
 
 __all__ = [
     'FORMATS', 'export', 'to_timm', 'timm_config', 'xray_input_config',
-    'guess_stage', 'training_datasets', 'model_card', 'read_report'
+    'guess_stage', 'training_datasets', 'count_training_images',
+    'model_card', 'read_report'
 ]

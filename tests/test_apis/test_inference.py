@@ -98,9 +98,9 @@ def read_json(out_dir, name):
         return json.load(f)
 
 
-def write_list(workdir, task: str, dumped: list) -> str:
-    """The dumped images as a .txt list, in the test split's order."""
-    listing = workdir / f'{task}_images.txt'
+def write_list(workdir, task: str, dumped: list, suffix: str = '.txt') -> str:
+    """The dumped images as a list file, in the test split's order."""
+    listing = workdir / f'{task}_images{suffix}'
     listing.write_text('\n'.join(osp.abspath(s['img_path'])
                                  for s in dumped) + '\n')
     return str(listing)
@@ -159,8 +159,9 @@ def check_against_dump(task: str, out, names: list, dumped: list) -> None:
 @pytest.mark.parametrize('task', ['mura', 'lung', 'tbx'])
 def test_inferencer_gives_test_tool_predictions(task, workdir, checkpoints,
                                                 monkeypatch):
-    """The Python API on the test split (as a .txt list) gives
-    tools/test.py's predictions (pneumonia: through the CLI, below)."""
+    """The Python API on the test split (as a .lst list) gives
+    tools/test.py's predictions (pneumonia: through the CLI, below); with
+    an output folder, masks live in their PNG files, not in memory."""
     config, ckpt = CONFIGS[task], checkpoints[task]
     dumped = run_test_tool(workdir, monkeypatch, config, ckpt,
                            workdir / f'{task}_test.pkl')
@@ -169,9 +170,10 @@ def test_inferencer_gives_test_tool_predictions(task, workdir, checkpoints,
         config, ckpt, batch_size=cfg.test_dataloader.batch_size)
     out = workdir / f'{task}_out'
     items = inferencer(
-        write_list(workdir, task, dumped),
+        write_list(workdir, task, dumped, '.lst'),
         out_dir=str(out),
         show_progress=False)
+    assert not any('mask' in p for i in items for p in i.predictions.values())
     assert [i.path
             for i in items] == [osp.abspath(s['img_path']) for s in dumped]
     check_against_dump(task, out, [i.name for i in items], dumped)
@@ -240,7 +242,9 @@ def test_multitask_heads_equal_the_task_models(workdir, demo_data_root):
 def scans(workdir, demo_data_root):
     """One radiograph as 8-bit PNG, 16-bit PNG, DICOM MONOCHROME2 and
     MONOCHROME1 (tools/misc/image_to_dicom.py; all the same pixels once
-    loaded), a JPEG, and a corrupt and a truncated file in a subfolder."""
+    loaded), a JPEG, a DICOM without suffix (as PACS exports name them), a
+    corrupt and a truncated file in a subfolder, and files that are not
+    read (a note, a suffixless text file, a DICOMDIR)."""
     src = sorted(
         Path(demo_data_root, 'chest_xray', 'chest_xray',
              'test').rglob('*.jpeg'))
@@ -258,6 +262,10 @@ def scans(workdir, demo_data_root):
     (root / 'more' / 'b.jpg').write_bytes(jpeg)
     (root / 'more' / 'truncated.jpg').write_bytes(jpeg[:len(jpeg) // 2])
     (root / 'more' / 'corrupt.png').write_bytes(b'\x89PNG not an image')
+    tool['write_dicom'](grey, root / 'more' / 'IM0001')
+    (root / 'more' / 'DICOMDIR').write_bytes(
+        (root / 'more' / 'IM0001').read_bytes())  # an index: not read
+    (root / 'more' / 'README').write_text('no suffix, not DICOM: not read')
     (root / 'notes.txt').write_text('not searched: not an image suffix')
     return root
 
@@ -286,7 +294,7 @@ def test_cli_gives_test_tool_predictions_and_skips_bad_files(
                           text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    total = len(dumped) + 7
+    total = len(dumped) + 8
     assert f'{total - 2} of {total} inputs done' in proc.stdout
     with open(out / 'summary.csv') as f:
         rows = list(csv.DictReader(f))
@@ -296,9 +304,10 @@ def test_cli_gives_test_tool_predictions_and_skips_bad_files(
                        dumped)
     rows = {r['output']: r for r in rows[len(dumped):]}
     assert sorted(rows) == [
-        'a16', 'a8', 'mono1', 'mono2', 'more/b', 'more/corrupt',
-        'more/truncated'
+        'a16', 'a8', 'mono1', 'mono2', 'more/IM0001', 'more/b',
+        'more/corrupt', 'more/truncated'
     ]
+    assert '3 file(s) not read' in proc.stdout + proc.stderr
     for name in ('more/corrupt', 'more/truncated'):
         assert rows[name]['status'] == 'error'
         assert 'XrayDecodeError' in rows[name]['error']
@@ -306,13 +315,13 @@ def test_cli_gives_test_tool_predictions_and_skips_bad_files(
         assert not read_json(out, name)['predictions']
         assert f'skipped {scans}/{name}' in proc.stderr
     scores = {}
-    for name in ('a8', 'a16', 'mono2', 'mono1', 'more/b'):
+    for name in ('a8', 'a16', 'mono2', 'mono1', 'more/IM0001', 'more/b'):
         assert rows[name]['status'] == 'ok', rows[name]
         assert osp.isfile(out / f'{name}_vis.png')
         scores[name] = read_json(
             out, name)['predictions']['pneumonia']['class_scores']
         assert set(scores[name]) == {'normal', 'pneumonia'}
-    for name in ('a16', 'mono2', 'mono1'):
+    for name in ('a16', 'mono2', 'mono1', 'more/IM0001'):
         assert scores[name] == scores['a8'], name
 
 
@@ -325,7 +334,7 @@ def test_features_of_a_folder(workdir, checkpoints, scans):
     feats, items = inferencer.extract_features(
         str(scans), out_dir=str(out), show_progress=False)
     ok = [i for i in items if i.status == 'ok']
-    assert feats.shape == (len(ok), 512) == (5, 512)
+    assert feats.shape == (len(ok), 512) == (6, 512)
     np.testing.assert_array_equal(np.load(out / 'features.npy'), feats)
     with open(out / 'features.csv') as f:
         index = list(csv.DictReader(f))

@@ -375,3 +375,24 @@ def test_demo_study_beats_trivial_baselines(tmp_path):
         # the audit ran with the study: the tables say what it found
         assert 'the leakage audit (threshold ' in table
     assert osp.isfile(written['roc_pneumonia_r18'])
+
+
+def test_tensorboard_and_amp_reach_every_run(tmp_path, monkeypatch):
+    """``run_muscle.py --tensorboard --amp`` sets the study's settings, and
+    each run's ``tools/train.py`` command carries both switches."""
+    import runpy
+    tool = runpy.run_path(osp.join(REPO, 'tools', 'run_muscle.py'))
+    monkeypatch.setattr(sys, 'argv', [
+        'run_muscle.py', '--tensorboard', '--amp', '--demo', '--work-dir',
+        str(tmp_path)
+    ])
+    study = MuscleStudy(tool['study_settings'](tool['parse_args']()),
+                        log=lambda m: 0)
+    cmd = study.train_command(
+        study.finetune_config('lung', 'r18', 'scratch'), str(tmp_path / 'x'))
+    assert cmd[1].endswith('train.py')
+    assert '--tensorboard' in cmd and '--amp' in cmd
+    plain = MuscleStudy(StudySettings(work_dir=str(tmp_path)), log=lambda m: 0)
+    cmd = plain.train_command(
+        plain.finetune_config('lung', 'r18', 'scratch'), str(tmp_path / 'x'))
+    assert '--tensorboard' not in cmd and '--amp' not in cmd

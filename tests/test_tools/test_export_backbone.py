@@ -301,8 +301,9 @@ def test_cli_timm_folder(stage1, tmp_path, repo_root):
     model = timm.create_model(f'local-dir:{dst}', pretrained=True)
     assert torch.equal(model.layer4[1].bn2.weight,
                        source['backbone.layer4.1.bn2.weight'])
-    card = open(osp.join(dst, 'README.md')).read()
+    card = open(osp.join(dst, 'MODEL_CARD.md')).read()
     assert 'Stage: stage 1, MD-MoCo' in card and '(given)' in card
+    assert open(osp.join(dst, 'README.md')).read() == card  # the hub's
 
 
 def test_cli_torchvision_alias_and_missing_src(stage1, tmp_path, monkeypatch,

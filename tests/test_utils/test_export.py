@@ -9,7 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from muscle_mm.utils.export import (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME,
+from muscle_mm.utils.export import (CARD_NAME, CONFIG_NAME, HUB_CARD_NAME,
+                                    WEIGHTS_NAME, count_training_images,
                                     export, guess_stage, model_card,
                                     training_datasets, xray_input_config)
 
@@ -70,7 +71,8 @@ def test_timm_folder_gives_the_same_features(stage1, tmp_path):
     src, net, depth = stage1
     dst = str(tmp_path / 'timm')
     export(src, dst, 'timm')
-    assert sorted(os.listdir(dst)) == [CARD_NAME, CONFIG_NAME, WEIGHTS_NAME]
+    assert sorted(os.listdir(dst)) == sorted(
+        [CARD_NAME, HUB_CARD_NAME, CONFIG_NAME, WEIGHTS_NAME])
     x = torch.randn(1, 3, 64, 40)
     expected = pooled(net, x)
     # the two ways README.md shows
@@ -131,16 +133,21 @@ def test_model_card(stage1, tmp_path):
     report = tmp_path / 'table2.json'
     report.write_text(json.dumps(table))
     dst = str(tmp_path / 'hf')
-    export(src, dst, 'hf', report=[str(report)])
+    with pytest.warns(UserWarning, match='could not be read here'):
+        export(src, dst, 'hf', report=[str(report)])
     card = open(osp.join(dst, CARD_NAME)).read()
+    assert open(osp.join(dst, HUB_CARD_NAME)).read() == card
     assert card.startswith('---\nlibrary_name: timm\n')
     assert 'stage 1, MD-MoCo: MoCo v2' in card
     assert '(from the training config)' in card
     assert 'mean 122.786, std 18.39' in card and '500 x 800' in card
     assert 'epoch 200, iteration 5000' in card and 'max_epochs=200' in card
     # only the datasets the config trains on, with their terms
-    assert 'NIH ChestX-ray14 | 112,120 |' in card
-    assert 'MURA v1.1 | 32,013 | Stanford research use' in card
+    # (not counted: the config's data are not here)
+    assert 'NIH ChestX-ray14 | - | 112,120 |' in card
+    assert 'MURA v1.1 | - | 32,013 | Stanford research use' in card
+    assert 'could not be read where this card was written' in card
+    assert 'synthetic' not in card
     assert 'TBX11K' not in card
     assert '| Pneumonia | MD-MoCo | 96.58 |' in card
     # a file format writes the card only when asked, beside the file
@@ -150,8 +157,22 @@ def test_model_card(stage1, tmp_path):
     text = model_card('resnet18', 512, 'muscle', 'given', xray_input_config(),
                       training_datasets(None, 'muscle'), src)
     assert 'Stage: stage 2, MUSCLE: multi-task' in text
-    assert 'TBX11K | 640 |' in text and 'TBX11K (stage 1 only)' not in text
-    assert 'NIH ChestX-ray14 (stage 1 only) | 112,120 |' in text
+    assert 'TBX11K | - | 640 |' in text and 'TBX11K (stage 1 only)' not in text
+    assert 'NIH ChestX-ray14 (stage 1 only) | - | 112,120 |' in text
+    text = model_card(
+        'resnet18',
+        512,
+        'muscle',
+        'given',
+        xray_input_config(),
+        training_datasets(None, 'muscle'),
+        src,
+        counts=dict(tbx11k=5, mura=7, pneumonia=9, lung_masks=11),
+        synthetic=True)
+    assert '| TBX11K | 5 | 640 |' in text and '| MURA v1.1 | 7 |' in text
+    assert 'NIH ChestX-ray14 (stage 1 only) | - | 112,120 |' in text
+    assert "counted on the card of its own backbone" in text
+    assert 'Trained on the synthetic demo data' in text
     with pytest.raises(ValueError, match='--stage muscle contradicts'):
         export(src, str(tmp_path / 'x'), 'timm', stage='muscle')
 
@@ -192,3 +213,28 @@ def test_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='Report not found'):
         export(src, str(tmp_path / 'y'), 'timm', report=['missing.md'])
     assert not osp.exists(tmp_path / 'y')  # nothing written before the check
+
+
+def test_card_counts_the_images_a_config_trains_on(demo_data_root, tmp_path,
+                                                   monkeypatch, repo_root):
+    """The demo configs' training images, counted through their readers,
+    equal the split file's lines (stage 3); stage 1 counts each of the nine
+    datasets; the demo data are recognised as synthetic."""
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'demo').symlink_to(
+        demo_data_root, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    configs = osp.join(repo_root, 'configs', 'muscle')
+    cfg = Config.fromfile(
+        osp.join(configs, 'finetune', 'demo', 'pneumonia_r18_scratch_demo.py'))
+    counts, synthetic = count_training_images(cfg)
+    with open(osp.join(demo_data_root, 'chest_xray', 'muscle_splits',
+                       'train.txt')) as f:
+        assert counts == dict(pneumonia=sum(1 for line in f if line.strip()))
+    assert synthetic
+    stage1 = Config.fromfile(osp.join(configs, 'demo', 'mdmoco_r18_demo.py'))
+    counts, synthetic = count_training_images(stage1)
+    assert synthetic and sorted(counts) == sorted(
+        ['nih', 'shenzhen', 'montgomery', 'indiana', 'rsna_boneage',
+         'pneumonia', 'mura', 'lung_masks', 'tbx11k'])
+    assert all(n > 0 for n in counts.values())

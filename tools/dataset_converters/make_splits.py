@@ -38,18 +38,21 @@ Data on a read-only disk: ``--out DIR`` writes them to
 ``DIR/<release folder name>/muscle_splits/`` instead, where the readers find
 them given ``split_root=DIR``, or the environment variable
 ``MUSCLE_SPLIT_ROOT=DIR`` (seen by every config and the study). Without
-``--out``, a data folder that is not writable stops the tool with a message.
+``--out``, the splits of a data folder that is not writable go to a per-user
+cache (``~/.cache/muscle_mm/splits/<hash of the folder's path>/``, said when
+written), where the readers look when the data folder has none.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from muscle_mm.datasets.readers.base import (PROTOCOL_ENV, PROTOCOLS,
                                              SPLIT_ROOT_ENV, SPLITS, TABLE1,
-                                             ErrorPolicy, split_dir,
+                                             ErrorPolicy,
+                                             fallback_split_root, split_dir,
                                              split_file)
 from muscle_mm.datasets.readers.lung_masks import ChestXrayMasksDataset
 from muscle_mm.datasets.readers.mura import MURADataset
@@ -168,23 +171,46 @@ def write_coco(root: str, folder: str, splits: dict,
           f'-> {folder}')
 
 
-def check_writable(key: str, root: str, folder: str, out: Optional[str]):
-    """Stop, saying what to do, unless ``folder`` can be written (it, or
-    the nearest folder above it that exists)."""
+def _writable(folder: str) -> Tuple[bool, str]:
+    """Whether ``folder`` (or the nearest folder above it that exists,
+    which is also returned) can be written."""
     existing = folder
     while not osp.isdir(existing) and osp.dirname(existing) != existing:
         existing = osp.dirname(existing)
-    if os.access(existing, os.W_OK):
+    return os.access(existing, os.W_OK), existing
+
+
+def check_writable(key: str, root: str, folder: str, out: Optional[str]):
+    """Stop, saying what to do, unless ``folder`` can be written."""
+    ok, existing = _writable(folder)
+    if ok:
         return
     if out is None:
         raise SystemExit(
-            f'{key}: the dataset folder {root} is not writable (a read-only '
-            f'disk?), so the split files cannot go to {folder}. Write them '
-            'elsewhere with --out DIR, then let the readers find them with '
-            f'split_root=DIR in the dataset config or {SPLIT_ROOT_ENV}=DIR '
-            'in the environment (every config and the study read it).')
+            f'{key}: neither the dataset folder {root} nor the fallback '
+            f'{folder} is writable. Write the split files elsewhere with '
+            '--out DIR, then let the readers find them with split_root=DIR '
+            f'in the dataset config or {SPLIT_ROOT_ENV}=DIR in the '
+            'environment (every config and the study read it).')
     raise SystemExit(f'{key}: --out {out}: cannot write {folder} '
                      f'({existing} is not writable); choose another --out.')
+
+
+def output_folder(key: str, root: str, out: Optional[str],
+                  protocol: str) -> Tuple[str, Optional[str]]:
+    """The split folder to write and the ``split_root`` it lies under:
+    ``out``'s, else the data folder's own, else, when that is read-only,
+    the per-user fallback the readers also look in (said on stdout)."""
+    folder = split_dir(root, key, out, protocol)
+    if out is not None or osp.isdir(folder) or _writable(folder)[0]:
+        return folder, out
+    fallback = fallback_split_root(root)
+    folder = split_dir(root, key, fallback, protocol)
+    print(f'{key}: the dataset folder {root} is not writable (a read-only '
+          f'disk?); the split files go to {folder}, where the readers look '
+          f'when the data folder has none (or choose a place with --out DIR '
+          f'and give the readers split_root=DIR or {SPLIT_ROOT_ENV}=DIR).')
+    return folder, fallback
 
 
 def official_splits(key: str, root: str, weights: dict,
@@ -223,7 +249,7 @@ def make_one(key: str,
     written to instead of ``root`` (``base.split_dir``); ``protocol``
     ``'official'`` splits as :func:`official_splits`.
     """
-    folder = split_dir(root, key, out, protocol)
+    folder, split_root = output_folder(key, root, out, protocol)
     paths = [split_file(folder, s) for s in SPLITS]
     if all(osp.isfile(p) for p in paths) and not force:
         found = {
@@ -262,7 +288,7 @@ def make_one(key: str,
         candidates=sum(found.values()))
     if proportions:
         info['proportions'] = proportions
-    if out is not None:
+    if split_root is not None:
         info['data_root'] = osp.abspath(root)
     write_splits(root, splits, info, folder)
     print(f'{key}: {sum(found.values())} images, {policy}, seed {seed} '

@@ -15,7 +15,8 @@ mmpretrain, mmseg or mmdet config with::
 
 ``--format timm`` or ``hf``: dst is a folder, timm's hub layout
 (``model.safetensors``, ``config.json`` with the X-ray mean/std/size,
-``README.md`` model card), which is also what the Hugging Face hub hosts::
+``MODEL_CARD.md``, also as the hub's ``README.md``), which is what the
+Hugging Face hub hosts::
 
     model = timm.create_model('local-dir:r18_mdmoco_timm', pretrained=True)
 """
@@ -69,7 +70,7 @@ def parse_args() -> argparse.Namespace:
         '--card',
         default=None,
         help='also write the model card (Markdown) here; the folder formats '
-        'always write README.md')
+        'always write MODEL_CARD.md')
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         '--key-encoder',

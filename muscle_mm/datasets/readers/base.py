@@ -7,6 +7,7 @@ Every reader takes ``data_root`` (the folder as distributed), ``split`` and
 ``on_error='skip'`` a bad item is dropped, counted and logged, never silently.
 """
 import csv
+import hashlib
 import os
 import os.path as osp
 from collections import Counter
@@ -153,6 +154,17 @@ def default_protocol(protocol: Optional[str] = None) -> str:
                           or 'paper')
 
 
+def fallback_split_root(data_root: str) -> str:
+    """The ``split_root`` where ``make_splits.py`` writes the splits of a
+    read-only ``data_root`` when no ``--out`` is given: a per-user cache
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) keyed by the folder's absolute
+    path, so that two copies of a release never share split files."""
+    cache = os.environ.get('XDG_CACHE_HOME') or osp.join(
+        osp.expanduser('~'), '.cache')
+    digest = hashlib.sha1(osp.abspath(data_root).encode()).hexdigest()[:12]
+    return osp.join(cache, 'muscle_mm', 'splits', digest)
+
+
 def split_dir(data_root: str,
               key: str,
               split_root: Optional[str] = None,
@@ -161,12 +173,17 @@ def split_dir(data_root: str,
     ``<data_root>/muscle_splits`` (``muscle_splits_official`` for the
     official protocol), or, for data on a read-only disk,
     ``<split_root>/<release folder name>/muscle_splits[_official]``, as
-    ``make_splits.py --out <split_root>`` writes them."""
+    ``make_splits.py --out <split_root>`` writes them. Without
+    ``split_root``, a data folder that has no split folder but whose
+    :func:`fallback_split_root` has one is read from there."""
     name = SPLIT_DIR if check_protocol(protocol) == 'paper' \
         else f'{SPLIT_DIR}_{protocol}'
-    if not split_root:
-        return osp.join(data_root, name)
-    return osp.join(split_root, TABLE1[key]['folder'], name)
+    if split_root:
+        return osp.join(split_root, TABLE1[key]['folder'], name)
+    own = osp.join(data_root, name)
+    fallback = osp.join(
+        fallback_split_root(data_root), TABLE1[key]['folder'], name)
+    return fallback if not osp.isdir(own) and osp.isdir(fallback) else own
 
 
 def split_file(folder: str, split: str) -> str:

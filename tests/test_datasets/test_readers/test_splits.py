@@ -1,12 +1,14 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """The split policy (paper counts, groups, strata, seeds) and the
 ``make_splits.py`` tool on demo data."""
+import hashlib
 import importlib.util
 import json
 import os
 import os.path as osp
 import random
 import re
+import shutil
 import sys
 from pathlib import Path
 from collections import Counter
@@ -165,11 +167,12 @@ def test_make_splits_reports_missing_folders(tmp_path, capsys, monkeypatch):
     assert 'not found, skipped' in capsys.readouterr().out
 
 
-def test_make_splits_on_read_only_data_needs_out(tmp_path, capsys,
-                                                 monkeypatch):
-    """A data folder that cannot be written stops the tool with a message
-    naming it and ``--out``; with ``--out`` the readers load the very same
-    splits from ``split_root`` (or ``MUSCLE_SPLIT_ROOT``).
+def test_make_splits_on_read_only_data(tmp_path, capsys, monkeypatch):
+    """A data folder that cannot be written: the tool falls back to the
+    per-user cache, says so, and the readers find the splits there without
+    any setting; with ``--out`` the readers load the very same splits from
+    ``split_root`` (or ``MUSCLE_SPLIT_ROOT``); when the fallback is not
+    writable either, the tool stops naming ``--out``.
 
     Tests run as root, whom ``chmod`` does not stop, so ``os.access`` (the
     tool's check) answers for the data folder as it would for a user."""
@@ -185,13 +188,40 @@ def test_make_splits_on_read_only_data_needs_out(tmp_path, capsys,
 
     monkeypatch.setattr(os, 'access', user_access)
     monkeypatch.delenv('MUSCLE_SPLIT_ROOT', raising=False)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
     tool = 'tools/dataset_converters/make_splits.py'
+    assert run_tool(tool, ['--data-root', str(data)], monkeypatch) == 0
+    said = capsys.readouterr().out
+    assert f'the dataset folder {data / "chest_xray"} is not writable' in said
+    cached = {}
+    for key in ('pneumonia', 'lung_masks'):
+        root = data / TABLE1[key]['folder']
+        assert not (root / 'muscle_splits').exists()
+        folder = osp.join(
+            str(tmp_path / 'cache'), 'muscle_mm', 'splits',
+            hashlib.sha1(str(root).encode()).hexdigest()[:12],
+            TABLE1[key]['folder'], 'muscle_splits')
+        assert folder in said
+        cached[key] = sorted(open(osp.join(folder, 'test.txt')).read().split())
+        ds = DATASETS.build(
+            dict(type=TABLE1[key]['type'], data_root=str(root), split='test'))
+        assert sorted(
+            osp.relpath(ds.get_data_info(i)['img_path'], root)
+            for i in range(len(ds))) == cached[key]
+    # another copy of the release has its own (none yet)
+    copy = tmp_path / 'copy'
+    shutil.copytree(data / 'chest_xray', copy / 'chest_xray')
+    with pytest.raises(FileNotFoundError, match='not found'):
+        DATASETS.build(
+            dict(type=TABLE1['pneumonia']['type'],
+                 data_root=str(copy / 'chest_xray'), split='test'))
+    # neither the data nor the cache writable: stop, naming --out
+    monkeypatch.setenv('XDG_CACHE_HOME', str(data / 'cache'))
     with pytest.raises(SystemExit) as e:
         run_tool(tool, ['--data-root', str(data)], monkeypatch)
     message = str(e.value)
-    assert str(data / 'chest_xray') in message and 'not writable' in message
+    assert str(data / 'chest_xray') in message and 'writable' in message
     assert '--out DIR' in message and 'MUSCLE_SPLIT_ROOT' in message
-    assert not (data / 'chest_xray' / 'muscle_splits').exists()
 
     out = tmp_path / 'splits'
     assert run_tool(tool, ['--data-root', str(data), '--out',
