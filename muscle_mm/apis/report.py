@@ -18,7 +18,8 @@ from muscle_mm.evaluation.baselines import (BASELINE_NAMES, SEG_MARGIN,
                                             test_split_baseline)
 from muscle_mm.evaluation.tables import (build_table2, build_table3,
                                          to_markdown, write_tables)
-from muscle_mm.metainfo import CLS_TASKS, INIT_NAMES, TABLE3_TASKS, TASK_TITLES
+from muscle_mm.metainfo import (CLS_TASKS, INIT_NAMES, TABLE3_TASKS,
+                                TASK_DATASETS, TASK_TITLES)
 from muscle_mm.visualization import plot_roc_curves, plot_seg_overlays
 
 #: Printed under the demo's tables (issue 13).
@@ -44,11 +45,25 @@ def load_config(path: str, protocol: str = 'paper'):
     return cfg
 
 
-def _first_config(by_bb: Mapping) -> Optional[str]:
-    """The config of one fine-tuned model of a task."""
+def run_config(out: Mapping, protocol: str = 'paper'):
+    """The config a study run used: the one mmengine dumped into its work
+    dir (the checkpoint's folder, named as its source config), with the
+    study's ``--cfg-options`` and protocol merged in; for a run without it
+    (outputs written by hand), the source config with ``protocol``."""
+    from mmengine.config import Config
+    dumped = osp.join(
+        osp.dirname(out['checkpoint']), osp.basename(out['config']))
+    if osp.isfile(dumped) and osp.abspath(dumped) != osp.abspath(
+            out['config']):
+        return Config.fromfile(dumped)
+    return load_config(out['config'], protocol)
+
+
+def _first_run(by_bb: Mapping) -> Optional[Mapping]:
+    """The outputs of one fine-tuned model of a task."""
     for by_init in by_bb.values():
         for stage in by_init.values():
-            return stage['config']
+            return stage
     return None
 
 
@@ -67,37 +82,63 @@ def task_baselines(results: Mapping,
     through the config of one of its fine-tuned models."""
     out = {}
     for task, by_bb in results.items():
-        config = _first_config(by_bb)
-        if config is not None:
+        run = _first_run(by_bb)
+        if run is not None:
             out[task] = test_split_baseline(
-                task, _build(load_config(config, protocol),
-                             'test_dataloader'))
+                task, _build(run_config(run, protocol), 'test_dataloader'))
     return out
 
 
+def _one(values: Mapping):
+    """The value of ``{name: value}`` when all agree, else the mapping."""
+    if len({json.dumps(v, sort_keys=True) for v in values.values()}) == 1:
+        return next(iter(values.values()))
+    return dict(values)
+
+
 def study_facts(results: Mapping, protocol: str = 'paper') -> dict:
-    """What the tables compared: the protocol, the images of each task's
+    """What the tables compared, from the configs the runs used
+    (:func:`run_config`): the protocol, the images of each task's
     train/val/test as its runs read them (after the train loader's
     filters, e.g. TBX11K's images without a box), the runs' seed and the
-    AUC CI's bootstrap (the classification tasks' test metric)."""
+    AUC CI's bootstrap (the classification tasks' test metric). Seed and
+    bootstrap are one value when every run agrees, else ``{task: value}``
+    (a list of a task's seeds when its runs differ)."""
     facts = dict(protocol=protocol, splits={}, seed=None, bootstrap=None)
+    seeds, bootstraps = {}, {}
     for task, by_bb in results.items():
-        config = _first_config(by_bb)
-        if config is None:
+        runs = [out for by_init in by_bb.values() for out in by_init.values()]
+        if not runs:
             continue
-        cfg = load_config(config, protocol)
+        cfgs = [run_config(out, protocol) for out in runs]
         facts['splits'][task] = {
-            loader.split('_')[0]: len(_build(cfg, loader))
+            loader.split('_')[0]: len(_build(cfgs[0], loader))
             for loader in LOADERS
         }
-        facts['seed'] = (cfg.get('randomness') or {}).get('seed')
-        ev = cfg.get('test_evaluator') or {}
+        task_seeds = sorted(
+            {(cfg.get('randomness') or {}).get('seed')
+             for cfg in cfgs}, key=str)
+        seeds[task] = task_seeds[0] if len(task_seeds) == 1 else task_seeds
+        ev = cfgs[0].get('test_evaluator') or {}
         if task in CLS_TASKS and isinstance(ev, dict):
-            facts['bootstrap'] = dict(
+            bootstraps[task] = dict(
                 resamples=ev.get('num_bootstrap', 100),
                 level=ev.get('ci', 0.95),
                 seed=ev.get('seed', 0))
+    if seeds:
+        facts['seed'] = _one(seeds)
+    if bootstraps:
+        facts['bootstrap'] = _one(bootstraps)
     return facts
+
+
+def _per_task(value, words, by_task: bool) -> str:
+    """``words(value)``, or ``'Pneumonia <words>; MURA <words>'`` for a
+    ``{task: value}`` of :func:`study_facts` (``by_task``)."""
+    if by_task:
+        return '; '.join(f'{TASK_TITLES.get(t, t)} {words(v)}'
+                         for t, v in value.items())
+    return words(value)
 
 
 def facts_notes(facts: Mapping, bootstrap: bool = True) -> List[str]:
@@ -106,17 +147,25 @@ def facts_notes(facts: Mapping, bootstrap: bool = True) -> List[str]:
     splits = '; '.join(
         f'{TASK_TITLES.get(t, t)} {c["train"]}/{c["val"]}/{c["test"]}'
         for t, c in facts['splits'].items())
+    seed = facts['seed']
+    if isinstance(seed, dict):  # per task; a list where a task's runs differ
+        seed = 'Seeds: ' + _per_task(
+            seed, lambda s: ', '.join(map(str, s))
+            if isinstance(s, list) else str(s), True)
+    else:
+        seed = f'Seed {seed}'
     lines = [
         f'Protocol: {facts["protocol"]} ('
         + ("the paper's re-splits" if facts['protocol'] == 'paper' else
            "each release's own train/test, val carved from train") +
-        f'). Images train/val/test: {splits}. Seed {facts["seed"]}.'
+        f'). Images train/val/test: {splits}. {seed}.'
     ]
     b = facts.get('bootstrap')
     if b and bootstrap:
-        lines.append(f'AUC CI: {100 * b["level"]:.0f}% percentile bootstrap '
-                     f'of the test set, {b["resamples"]} resamples, seed '
-                     f'{b["seed"]}.')
+        lines.append('AUC CI: ' + _per_task(
+            b, lambda b: f'{100 * b["level"]:.0f}% percentile bootstrap '
+            f'of the test set, {b["resamples"]} resamples, seed '
+            f'{b["seed"]}', 'resamples' not in b) + '.')
     return lines
 
 
@@ -150,27 +199,68 @@ def _baseline_notes(results: Mapping, baselines: Mapping,
     return lines
 
 
+def heldout_copies(audit: Mapping) -> str:
+    """Per downstream val/test split, how many of its images have a copy in
+    stage 1, out of how many (``Pneumonia val 0 of 18, test 2 of 20;
+    ...``): the audit summary's ``leakage`` and, for the N, its image count
+    per group (``groups``; without it the k alone)."""
+    from muscle_mm.datasets.audit.overlap import is_held_out
+    found = audit['leakage']['heldout_images_with_stage1_copy']
+    sizes = audit.get('groups') or {}
+    tasks = {folder: task for task, folder in TASK_DATASETS.items()}
+    by_dataset: Dict[str, List[str]] = {}
+    for group in [g for g in sizes if is_held_out(g)] or list(found):
+        dataset, split = group.split('/')
+        by_dataset.setdefault(dataset, []).append(
+            f'{split} {found.get(group, 0)}' +
+            (f' of {sizes[group]}' if group in sizes else ''))
+    return '; '.join(
+        f'{TASK_TITLES.get(tasks.get(d), d)} {", ".join(splits)}'
+        for d, splits in by_dataset.items()) or 'none'
+
+
 def leakage_note(leakage: Mapping) -> str:
     """One line: which stage-1 data the study used, with the leakage
-    audit's count when it ran (``MuscleStudy.leakage_info``)."""
+    audit's counts when it ran (``MuscleStudy.leakage_info``; the audit's
+    ``groups`` too for :func:`heldout_copies`' N)."""
     audit = leakage.get('audit')
+    per_split = (f'; val/test images with a stage-1 copy: '
+                 f'{heldout_copies(audit)}' if audit and
+                 'heldout_images_with_stage1_copy' in audit['leakage'] else
+                 '')
     if leakage.get('exclude_leaks'):
         n = (audit['leakage']['stage1_images_with_heldout_copy']
              if audit else '?')
         return (f'Stage 1 (MD-MoCo) left out the {n} stage-1 image(s) with '
                 "a copy in a task's val/test split (--exclude-leaks, "
                 'configs/muscle/mdmoco_*_noleak.py; leakage audit at '
-                f'threshold {audit["threshold"] if audit else "?"}).')
+                f'threshold {audit["threshold"] if audit else "?"})'
+                f'{per_split}.')
     if audit:
         return ('Stage 1 (MD-MoCo) pre-trained on the whole union, as the '
                 f'paper; the leakage audit (threshold {audit["threshold"]}) '
                 'found '
                 f'{audit["leakage"]["stage1_images_with_heldout_copy"]} of '
                 "its images with a copy in a task's val/test split "
-                '(--exclude-leaks leaves them out).')
+                f'(--exclude-leaks leaves them out){per_split}.')
     return ('Stage 1 (MD-MoCo) pre-trained on the whole union, as the paper; '
             'no leakage audit was run (tools/misc/audit_overlap.py, or '
             '--exclude-leaks).')
+
+
+def with_audit_groups(leakage: Mapping, work_dir: str) -> dict:
+    """``leakage`` with the audit's image count per group (``groups`` of
+    ``<work_dir>/audit/audit_summary.json``, which ``leakage_info`` leaves
+    out) when it lacks them and the file is there."""
+    out = dict(leakage)
+    audit = out.get('audit')
+    path = osp.join(work_dir, 'audit', 'audit_summary.json')
+    if audit and 'groups' not in audit and osp.isfile(path):
+        with open(path) as f:
+            groups = json.load(f).get('groups')
+        if groups:
+            out['audit'] = dict(audit, groups=groups)
+    return out
 
 
 def probe_table(probe: Mapping) -> Tuple[str, dict]:
@@ -301,6 +391,7 @@ def build_report(work_dir: str,
     _write_json(osp.join(report_dir, 'baselines.json'), baselines)
     written['baselines.json'] = osp.join(report_dir, 'baselines.json')
     if leakage is not None:
+        leakage = with_audit_groups(leakage, work_dir)
         _write_json(osp.join(report_dir, 'leakage.json'), leakage)
         written['leakage.json'] = osp.join(report_dir, 'leakage.json')
     notes = {

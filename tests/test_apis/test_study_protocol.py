@@ -59,7 +59,7 @@ def test_official_protocol_end_to_end_on_demo(tmp_path, demo_data_root,
             tasks=['pneumonia', 'mura'],
             inits=['scratch'],
             protocol='official',
-            cfg_options=['train_cfg.max_epochs=1']),
+            cfg_options=['train_cfg.max_epochs=1', 'randomness.seed=1']),
         log=lambda m: 0)
     results = study.run()
     mura = results['mura']['r18']['scratch']['metrics']
@@ -83,11 +83,17 @@ def test_official_protocol_end_to_end_on_demo(tmp_path, demo_data_root,
     with open(demo / 'MURA-v1.1' / 'valid_image_paths.csv') as f:
         assert facts['splits']['mura']['test'] == sum(1 for ln in f
                                                       if ln.strip())
-    assert facts['seed'] == 0 and facts['bootstrap']['resamples'] == 100
+    # the seed the runs used (--cfg-options), not the configs' 0
+    assert facts['seed'] == 1 and facts['bootstrap']['resamples'] == 100
     table2 = (work / 'report' / 'table2.md').read_text()
-    assert 'Protocol: official' in table2
-    assert json.loads((work / 'report' / 'table2.json').read_text()
-                      )['meta']['protocol'] == 'official'
+    assert 'Protocol: official' in table2 and 'Seed 1.' in table2
+    data = json.loads((work / 'report' / 'table2.json').read_text())
+    assert data['meta']['protocol'] == 'official'
+    # MURA per study, with kappa, below Table 2
+    assert '**MURA per study' in table2
+    (part, ) = data['parts']
+    assert part['rows'][-1]['study_kappa'] == pytest.approx(
+        mura['binary/study_kappa'])
 
 
 def test_the_tables_notes_state_protocol_counts_seed_and_bootstrap():
