@@ -44,6 +44,35 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
+def _load_coco_gt(ann_file: str) -> COCO:
+    """pycocotools' ``COCO`` of ``ann_file``; a file that is no COCO json
+    (truncated, not a dict, no ``images``/``categories``) raises naming it,
+    not pycocotools' bare ``JSONDecodeError``/``AssertionError``."""
+    expected = ('expected the COCO json of a split (a dict with "images", '
+                '"annotations" and "categories"; TBX11K: muscle_splits/'
+                'test.json of make_splits.py)')
+    try:
+        with open(ann_file, encoding='utf-8') as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f'TBDetectionMetric: ann_file {ann_file} is not '
+                         f'valid JSON ({e}; a truncated or partly written '
+                         f'file?); {expected}') from None
+    lacks = ['images', 'categories'] if not isinstance(data, dict) else [
+        k for k in ('images', 'categories') if not isinstance(data.get(k),
+                                                              list)
+    ]
+    if lacks:
+        found = sorted(data) if isinstance(data, dict) else type(
+            data).__name__
+        raise ValueError(f'TBDetectionMetric: ann_file {ann_file} has no '
+                         f'list {lacks} (found {found}); {expected}')
+    coco = COCO()
+    coco.dataset = data
+    _quiet(coco.createIndex)
+    return coco
+
+
 def _same_image(img_path: str, file_name: str) -> bool:
     """Whether ``img_path`` is ``file_name`` (relative, or a bare name as in
     TBX11K's jsons)."""
@@ -170,7 +199,7 @@ class TBDetectionMetric(BaseMetric):
                     'muscle_splits/test.json of make_splits.py) or leave '
                     'ann_file=None to take the ground truth from the data '
                     'samples')
-            self._coco_gt = _quiet(COCO, ann_file)
+            self._coco_gt = _load_coco_gt(ann_file)
 
     @property
     def dataset_meta(self) -> Optional[dict]:
