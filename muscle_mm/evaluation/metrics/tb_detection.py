@@ -58,13 +58,15 @@ def _load_coco_gt(ann_file: str) -> COCO:
         raise ValueError(f'TBDetectionMetric: ann_file {ann_file} is not '
                          f'valid JSON ({e}; a truncated or partly written '
                          f'file?); {expected}') from None
-    lacks = ['images', 'categories'] if not isinstance(data, dict) else [
-        k for k in ('images', 'categories') if not isinstance(data.get(k),
-                                                              list)
-    ]
+    if isinstance(data, dict):
+        lacks = [
+            k for k in ('images', 'categories')
+            if not isinstance(data.get(k), list)
+        ]
+        found = sorted(data)
+    else:
+        lacks, found = ['images', 'categories'], type(data).__name__
     if lacks:
-        found = sorted(data) if isinstance(data, dict) else type(
-            data).__name__
         raise ValueError(f'TBDetectionMetric: ann_file {ann_file} has no '
                          f'list {lacks} (found {found}); {expected}')
     coco = COCO()
