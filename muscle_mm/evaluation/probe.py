@@ -20,6 +20,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
+from muscle_mm.evaluation.metrics.score_checks import check_finite_scores
 from muscle_mm.registry import DATASETS, MODELS
 from muscle_mm.utils.checkpoint import QUERY_PREFIX, extract_backbone
 
@@ -38,12 +39,20 @@ def load_split(task: Config, loader: str) -> Tuple[object, str]:
 
 
 @torch.no_grad()
-def features(backbone: nn.Module, dataset, mean: torch.Tensor,
+def features(backbone: nn.Module,
+             dataset,
+             mean: torch.Tensor,
              std: torch.Tensor,
-             batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Pooled last-stage features and labels of every image of a dataset."""
+             batch_size: int,
+             what: str = 'the probe') -> Tuple[np.ndarray, np.ndarray]:
+    """Pooled last-stage features and labels of every image of a dataset.
+
+    A diverged backbone gives NaN features, which sklearn would reject with
+    a bare "Input contains NaN"; they are refused here naming the images
+    (``what`` says whose features, for the message).
+    """
     backbone.eval()
-    feats, labels, chunk = [], [], []
+    feats, labels, names, chunk = [], [], [], []
 
     def flush() -> None:
         x = (torch.stack(chunk).to(mean.device).float() - mean) / std
@@ -55,11 +64,15 @@ def features(backbone: nn.Module, dataset, mean: torch.Tensor,
         item = dataset[i]
         chunk.append(item['inputs'])
         labels.append(int(item['data_samples'].gt_label))
+        names.append(
+            item['data_samples'].metainfo.get('img_path', f'sample {i}'))
         if len(chunk) == batch_size:
             flush()
     if chunk:
         flush()
-    return np.concatenate(feats), np.asarray(labels)
+    out = np.concatenate(feats)
+    check_finite_scores(out, names, what)
+    return out, np.asarray(labels)
 
 
 def probe_scores(train: Tuple[np.ndarray, np.ndarray],
@@ -168,9 +181,10 @@ def _probe(model_cfg: Mapping, task: Config,
     for row, checkpoint in checkpoints.items():
         backbone = load_backbone(model_cfg['backbone'], checkpoint,
                                  seed).to(dev)
-        train = features(backbone, train_set, mean, std, batch_size)
+        what = f'kNN/linear probe of {row!r}'
+        train = features(backbone, train_set, mean, std, batch_size, what)
         parts = [
-            features(backbone, d, mean, std, batch_size)
+            features(backbone, d, mean, std, batch_size, what)
             for d, _ in evals
         ]
         held_out = (np.concatenate([p[0] for p in parts]),

@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -810,6 +811,29 @@ def _check_ours(root: Path) -> None:
             '(real data?); refusing to overwrite it.')
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _sweep_stale(root: Path) -> None:
+    """Remove the ``.<name>.tmp-<pid>`` (and ``.old-<pid>``) folders that a
+    generator killed before its clean-up left beside ``root``; those of live
+    processes are theirs, in use."""
+    if not root.parent.is_dir():
+        return
+    pattern = re.compile(rf'\.{re.escape(root.name)}\.(?:tmp|old)-(\d+)')
+    for path in root.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _move_into_place(tmp: Path, root: Path, seed: int, scale: float,
                      overwrite: bool) -> None:
     """Rename the finished ``tmp`` to ``root``, replacing an old folder.
@@ -873,6 +897,7 @@ def generate_demo_data(out_dir: str,
     counts = {}
     for key in keys:
         root = Path(out_dir) / DEMO_DATASETS[key]
+        _sweep_stale(root)
         done = completed_count(root, seed, scale)
         if done is not None and not overwrite:
             counts[key] = done
@@ -883,14 +908,18 @@ def generate_demo_data(out_dir: str,
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        (tmp / _OURS).write_text(json.dumps(_params(seed, scale)) + '\n')
-        writer = _Writer(tmp)
-        rng = np.random.default_rng([seed, _SEED_OFFSETS[key]])
-        _WRITERS[key](writer, rng, scale)
-        if key in _PLANTS:
-            _plant(writer, key, seed, scale)
-        marker = dict(_params(seed, scale), images=writer.n_images)
-        (tmp / _COMPLETE).write_text(json.dumps(marker) + '\n')
-        _move_into_place(tmp, root, seed, scale, overwrite)
+        try:
+            (tmp / _OURS).write_text(json.dumps(_params(seed, scale)) + '\n')
+            writer = _Writer(tmp)
+            rng = np.random.default_rng([seed, _SEED_OFFSETS[key]])
+            _WRITERS[key](writer, rng, scale)
+            if key in _PLANTS:
+                _plant(writer, key, seed, scale)
+            marker = dict(_params(seed, scale), images=writer.n_images)
+            (tmp / _COMPLETE).write_text(json.dumps(marker) + '\n')
+            _move_into_place(tmp, root, seed, scale, overwrite)
+        except BaseException:  # interrupted or failed: leave nothing behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         counts[key] = writer.n_images
     return counts

@@ -10,6 +10,7 @@ them, so nothing stale is ever left to clean up.
 """
 import ctypes
 import fcntl
+import functools
 import json
 import os
 import os.path as osp
@@ -23,13 +24,26 @@ from typing import Callable, Dict, List, Optional
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+@functools.lru_cache(maxsize=None)
+def _prctl() -> Optional[Callable[..., int]]:
+    """libc's ``prctl`` (None off Linux), looked up in the parent.
+
+    A ``dlopen`` in the child between fork and exec can deadlock when the
+    parent has other threads (the study starts children from a thread pool),
+    so the child only calls what was resolved here.
+    """
+    if not sys.platform.startswith('linux'):
+        return None
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
 def _die_with(parent: int):
     """A ``preexec_fn``: SIGTERM this child when ``parent`` exits."""
+    prctl = _prctl()  # in the parent: see _prctl
 
     def set_signal() -> None:
-        if sys.platform.startswith('linux'):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the parent died before prctl
             os._exit(1)
 

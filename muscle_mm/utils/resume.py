@@ -8,10 +8,18 @@ broken newest one gives way, with a warning, to the newest intact one.
 """
 import glob
 import os.path as osp
+import re
 import zipfile
 from typing import Optional
 
 from mmengine.logging import print_log
+
+#: Names of the checkpoints mmengine's ``CheckpointHook`` writes (its default
+#: ``filename_tmpl``, which no muscle_mm config or loop changes; the CL loop
+#: counts task-iterates as epochs). Only these hold a runner's whole state:
+#: other ``*.pth`` in a work dir (an exported backbone, a ``best_*`` file
+#: without the optimizer) cannot be resumed from.
+RESUMABLE_NAME = re.compile(r'(epoch|iter)_\d+\.pth')
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
@@ -57,19 +65,26 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     """The newest intact checkpoint of ``work_dir``, ``None`` if it has none.
 
     ``last_checkpoint`` is preferred; when it is empty, dangling or points at
-    a damaged file, the newest intact ``*.pth`` in ``work_dir`` is taken, with
-    a warning naming what was skipped and why.
+    a damaged file, the newest intact ``epoch_N.pth``/``iter_N.pth`` of
+    ``work_dir`` (:data:`RESUMABLE_NAME`) is taken, with a warning naming
+    what was skipped and why. Each file is tried once, however it is named
+    (the pointer may hold an absolute path, the work dir a relative one).
     """
     candidates = []
     target = _pointer(work_dir)
     if target is not None:
         candidates.append(target)
-    by_age = sorted(
-        glob.glob(osp.join(work_dir, '*.pth')),
-        key=lambda p: (osp.getmtime(p), p),
-        reverse=True)
-    candidates += [p for p in by_age if p not in candidates]
+    saved = [
+        p for p in glob.glob(osp.join(work_dir, '*.pth'))
+        if RESUMABLE_NAME.fullmatch(osp.basename(p))
+    ]
+    candidates += sorted(
+        saved, key=lambda p: (osp.getmtime(p), p), reverse=True)
+    seen = set()
     for path in candidates:
+        if osp.realpath(path) in seen:
+            continue
+        seen.add(osp.realpath(path))
         problem = checkpoint_problem(path)
         if problem is None:
             return path

@@ -535,6 +535,26 @@ def test_tb_detection_raw_instances_and_errors(tmp_path):
         evaluator.evaluate(1)
 
 
+def test_tb_detection_ann_file_that_is_no_coco_json(tmp_path):
+    """A truncated ann_file, or JSON that is no COCO dataset, is refused
+    naming the file and what was expected (not a bare JSONDecodeError)."""
+    text = open(coco_gt_json(tmp_path / 'test.json')).read()
+    cases = {
+        'truncated.json': (text[:len(text) // 2], 'is not valid JSON'),
+        'list.json': ('[]', "has no list ['images', 'categories']"),
+        'no_images.json': (json.dumps(dict(json.loads(text), images=None)),
+                           "has no list ['images']"),
+    }
+    for name, (content, problem) in cases.items():
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(ValueError) as e:
+            build_evaluator(dict(type='TBDetectionMetric', ann_file=str(path)))
+        msg = str(e.value)
+        assert f'ann_file {path} {problem}' in msg, msg
+        assert 'expected the COCO json' in msg and 'make_splits.py' in msg
+
+
 # --------------------------------------------------------------------------
 # TB detection on the demo TBX11K config: one `uncertain_tb` for both
 # --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -451,7 +452,9 @@ def test_concurrent_generators_leave_one_complete_folder(demo_root, tmp_path):
 def test_an_interrupted_generation_is_never_taken_as_complete(
         tmp_path, monkeypatch):
     """Killed halfway (here: the encoder fails on the 10th image), nothing
-    appears under the dataset's name; the next run writes it whole."""
+    appears under the dataset's name and its temporary folder is removed;
+    the next run writes it whole and removes the temporary folders of dead
+    generators (SIGKILL runs no clean-up), not those of live ones."""
     real, calls = cv2.imencode, []
 
     def failing(*args, **kwargs):
@@ -463,11 +466,18 @@ def test_an_interrupted_generation_is_never_taken_as_complete(
     monkeypatch.setattr(cv2, 'imencode', failing)
     with pytest.raises(KeyboardInterrupt):
         demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])
-    assert not (tmp_path / 'MURA-v1.1').exists()
+    assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(cv2, 'imencode', real)
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    for pid in (dead.pid, os.getppid()):  # os.getppid(): alive
+        (tmp_path / f'.MURA-v1.1.tmp-{pid}' / 'train').mkdir(parents=True)
+    (tmp_path / f'.MURA-v1.1.old-{dead.pid}').mkdir()
     n = demo.generate_demo_data(str(tmp_path), 0, SCALE, ['mura'])['mura']
     images = list((tmp_path / 'MURA-v1.1').rglob('*.png'))
     assert n == len(images) > 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f'.MURA-v1.1.tmp-{os.getppid()}', 'MURA-v1.1']
 
 
 def test_planted_copies(demo_root):

@@ -1,5 +1,7 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Children die with the study runner; a folder has one run at a time."""
+import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -56,6 +58,28 @@ def test_run_logged_child_dies_with_its_parent(tmp_path, sig):
     while _alive(child) and time.time() < end:
         time.sleep(0.1)
     assert not _alive(child), 'the child outlived the runner'
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='prctl')
+def test_the_child_only_calls_prctl_looked_up_in_the_parent(
+        tmp_path, monkeypatch):
+    """No dlopen between fork and exec (it can deadlock when the runner
+    has threads); the child still gets the parent-death signal."""
+    real, parent = ctypes.CDLL, os.getpid()
+
+    def parent_only(*args, **kwargs):
+        if os.getpid() != parent:
+            raise RuntimeError('dlopen in the forked child')
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ctypes, 'CDLL', parent_only)
+    from muscle_mm.utils.process import run_logged
+    log = tmp_path / 'child.log'
+    get_pdeathsig = ('import ctypes; s = ctypes.c_int(); '
+                     'ctypes.CDLL(None).prctl(2, ctypes.byref(s)); '
+                     'print(s.value)')  # PR_GET_PDEATHSIG, after exec
+    assert run_logged([sys.executable, '-c', get_pdeathsig], str(log)) == 0
+    assert log.read_text().strip() == str(int(signal.SIGTERM))
 
 
 def test_run_logged_returns_the_code_and_appends_the_log(tmp_path):

@@ -2,6 +2,7 @@
 weights-only loading), the optimised mmcv build, one top-level package."""
 import os.path as osp
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -112,3 +113,22 @@ def test_the_package_is_the_only_top_level_module(repo_root):
     from setuptools import find_packages
     packages = find_packages(repo_root, exclude=('configs', 'tools', 'tests'))
     assert {p.split('.')[0] for p in packages} == {'muscle_mm'}
+
+
+def test_the_allow_list_comes_with_muscle_mm_utils_not_the_package(
+        repo_root):
+    """As README says: ``import muscle_mm`` stays light and registers
+    nothing; ``import muscle_mm.utils`` allow-lists mmengine's types."""
+    script = ('import torch; from mmengine.logging import HistoryBuffer\n'
+              'listed = lambda: HistoryBuffer in '
+              'torch.serialization.get_safe_globals()\n'
+              'import muscle_mm; print(listed())\n'
+              'import muscle_mm.utils; print(listed())\n')
+    out = subprocess.run([sys.executable, '-c', script],
+                         cwd=repo_root,
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout.split()
+    assert out == ['False', 'True']
+    assert 'A plain `import muscle_mm` does not register the allow-list' in \
+        open(osp.join(repo_root, 'README.md')).read()

@@ -50,8 +50,9 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from muscle_mm.datasets.readers.base import (PROTOCOL_ENV, PROTOCOLS,
-                                             SPLIT_ROOT_ENV, SPLITS, TABLE1,
-                                             ErrorPolicy,
+                                             SKIP_HINT, SPLIT_ROOT_ENV,
+                                             SPLITS, TABLE1,
+                                             DatasetFormatError, ErrorPolicy,
                                              fallback_split_root, split_dir,
                                              split_file)
 from muscle_mm.datasets.readers.lung_masks import ChestXrayMasksDataset
@@ -319,9 +320,18 @@ def main():
             print(f'{key}: {roots[key]} not found, skipped')
             missing += 1
             continue
-        found = make_one(key, roots[key], args.seed, args.force,
-                         args.uncertain_tb, proportions, args.out,
-                         args.protocol)
+        try:
+            found = make_one(key, roots[key], args.seed, args.force,
+                             args.uncertain_tb, proportions, args.out,
+                             args.protocol)
+        except DatasetFormatError as e:
+            # the reader's hint (on_error="skip") is no option of this tool
+            reason = str(e).replace(f' ({SKIP_HINT})', '')
+            raise SystemExit(
+                f'make_splits.py: {key}: {reason}\nThe split files list '
+                'every image of the release, so a bad item cannot be '
+                'skipped here: correct the file named above (or restore it '
+                'from the release) and run make_splits.py again.') from None
         if args.protocol == 'paper' or key not in OFFICIAL_TEST:
             print(count_table(key, found, proportions))
         else:

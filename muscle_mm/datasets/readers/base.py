@@ -30,6 +30,11 @@ class DatasetFormatError(ValueError):
     """A dataset file is missing, malformed or inconsistent."""
 
 
+#: How a dataset's reader can go on past a bad item; tools that read the
+#: release without a reader's options (make_splits.py) replace it.
+SKIP_HINT = 'pass on_error="skip" to drop such items and count them in the log'
+
+
 class ErrorPolicy:
     """Raise on a bad item (``'raise'``) or drop and count it (``'skip'``)."""
 
@@ -43,8 +48,7 @@ class ErrorPolicy:
 
     def __call__(self, msg: str, exc_type: type = DatasetFormatError) -> None:
         if self.on_error == 'raise':
-            raise exc_type(f'{self.name}: {msg} (pass on_error="skip" to '
-                           'drop such items and count them in the log)')
+            raise exc_type(f'{self.name}: {msg} ({SKIP_HINT})')
         self.skipped.append(msg)
 
     def report(self) -> None:

@@ -44,6 +44,37 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
+def _load_coco_gt(ann_file: str) -> COCO:
+    """pycocotools' ``COCO`` of ``ann_file``; a file that is no COCO json
+    (truncated, not a dict, no ``images``/``categories``) raises naming it,
+    not pycocotools' bare ``JSONDecodeError``/``AssertionError``."""
+    expected = ('expected the COCO json of a split (a dict with "images", '
+                '"annotations" and "categories"; TBX11K: muscle_splits/'
+                'test.json of make_splits.py)')
+    try:
+        with open(ann_file, encoding='utf-8') as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f'TBDetectionMetric: ann_file {ann_file} is not '
+                         f'valid JSON ({e}; a truncated or partly written '
+                         f'file?); {expected}') from None
+    if isinstance(data, dict):
+        lacks = [
+            k for k in ('images', 'categories')
+            if not isinstance(data.get(k), list)
+        ]
+        found = sorted(data)
+    else:
+        lacks, found = ['images', 'categories'], type(data).__name__
+    if lacks:
+        raise ValueError(f'TBDetectionMetric: ann_file {ann_file} has no '
+                         f'list {lacks} (found {found}); {expected}')
+    coco = COCO()
+    coco.dataset = data
+    _quiet(coco.createIndex)
+    return coco
+
+
 def _same_image(img_path: str, file_name: str) -> bool:
     """Whether ``img_path`` is ``file_name`` (relative, or a bare name as in
     TBX11K's jsons)."""
@@ -170,7 +201,7 @@ class TBDetectionMetric(BaseMetric):
                     'muscle_splits/test.json of make_splits.py) or leave '
                     'ann_file=None to take the ground truth from the data '
                     'samples')
-            self._coco_gt = _quiet(COCO, ann_file)
+            self._coco_gt = _load_coco_gt(ann_file)
 
     @property
     def dataset_meta(self) -> Optional[dict]:

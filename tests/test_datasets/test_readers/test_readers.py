@@ -6,11 +6,14 @@ COCO json boxes), parsed here independently of the readers.
 """
 import csv
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
 import re
 import shutil
+import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -427,6 +430,29 @@ def test_tbx11k_unknown_category_id(copy_of):
     assert 'category_id 7' in msg and 'expected one of [1, 2, 3]' in msg
     ds = build('tbx11k', root, split='train', on_error='skip')
     assert len(ds.errors.skipped) == 1  # the box is dropped and counted
+
+
+def test_make_splits_stops_on_a_bad_item_with_its_own_hint(
+        copy_of, tmp_path, repo_root):
+    """make_splits.py takes no on_error: a reader error raised while it runs
+    names the file and says what to do with this tool."""
+    root = copy_of('tbx11k')
+    path, coco = tbx11k_json(root)
+    coco['annotations'][1]['category_id'] = 7
+    json.dump(coco, open(path, 'w'))
+    spec = importlib.util.spec_from_file_location(
+        'make_splits',
+        osp.join(repo_root, 'tools/dataset_converters/make_splits.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    argv = ['make_splits.py', '--data-root', str(tmp_path), '--datasets',
+            'tbx11k', '--force']
+    with mock.patch.object(sys, 'argv', argv), pytest.raises(SystemExit) as e:
+        tool.main()
+    msg = str(e.value)
+    assert msg.startswith('make_splits.py: tbx11k: '), msg
+    assert path in msg and 'category_id 7' in msg, msg
+    assert 'on_error' not in msg and 'correct the file' in msg, msg
 
 
 @pytest.mark.parametrize('key', ['width', 'height', 'file_name', 'id'])
