@@ -363,9 +363,10 @@ def test_hashing_benchmark_on_synthetic_radiographs(tmp_path, monkeypatch,
         tool.write_synthetic(str(tmp_path), 1, 96, 120, 'jpeg', 16)
     monkeypatch.setattr(sys, 'argv', [
         path, '--synthetic', '3', '--size', '96x120', '--bit-depth', '16',
-        '--format', 'dicom'
+        '--format', 'dicom', '--repeat', '2'
     ])
     assert tool.main() == 0
     out = capsys.readouterr().out
     assert '3 96x120 16-bit dicom radiographs' in out
+    assert 'median of 2 rounds' in out
     assert 'cold: decode + hashes' in out and 'warm: from the cache' in out

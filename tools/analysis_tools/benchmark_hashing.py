@@ -20,16 +20,17 @@ Examples::
     python tools/dataset_converters/make_splits.py --data-root data/demo
     python tools/analysis_tools/benchmark_hashing.py --data-root data/demo
     python tools/analysis_tools/benchmark_hashing.py --synthetic 40 \\
-        --size 2048x2500 --bit-depth 16 --format png
+        --size 2048x2500 --bit-depth 16 --format png --repeat 3
 """
 import argparse
 import importlib.util
 import os
 import os.path as osp
+import statistics
 import sys
 import tempfile
 import time
-from typing import List
+from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -45,6 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--data-root', default='data/demo')
     parser.add_argument(
         '--limit', type=int, help='time only the first N images')
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=1,
+        help='rounds of the three passes; the median of each is reported '
+        '(steadier on a busy machine)')
     synthetic = parser.add_argument_group(
         'full-size radiographs instead of --data-root')
     synthetic.add_argument(
@@ -108,8 +115,8 @@ def write_synthetic(folder: str, n: int, w: int, h: int, fmt: str,
     return paths
 
 
-def benchmark(paths: List[str], what: str) -> None:
-    """Time the three passes and print images/s and the ratios."""
+def passes(paths: List[str]) -> Tuple[float, float, float]:
+    """Seconds of the decode, cold and warm passes over ``paths``."""
     n = len(paths)
     start = time.perf_counter()
     for p in paths:
@@ -124,18 +131,30 @@ def benchmark(paths: List[str], what: str) -> None:
         warm = time.perf_counter() - start
     assert decoded == n and again == 0 and not errors, (decoded, again,
                                                          errors)
-    print(f'{n} {what}, one process, one OpenCV thread:')
+    return decode, cold, warm
+
+
+def benchmark(paths: List[str], what: str, repeat: int = 1) -> None:
+    """Time the three passes (``repeat`` rounds, the median of each) and
+    print images/s and the ratios."""
+    n = len(paths)
+    rounds = [passes(paths) for _ in range(repeat)]
+    decode, cold, warm = (statistics.median(t) for t in zip(*rounds))
+    print(f'{n} {what}, one process, one OpenCV thread'
+          + (f', median of {repeat} rounds' if repeat > 1 else '') + ':')
     print(f'  decode only (baseline)  {n / decode:9.1f} images/s')
     print(f'  cold: decode + hashes   {n / cold:9.1f} images/s '
           f'({cold / decode:.2f}x the baseline\'s time)')
     print(f'  warm: from the cache    {n / warm:9.1f} images/s '
-          f'({warm / decode:.3f}x the baseline\'s time, cache load '
+          f'({warm / decode:.2g}x the baseline\'s time, cache load '
           'included)')
 
 
 def main() -> int:
     args = parse_args()
     cv2.setNumThreads(1)  # per core
+    if args.repeat < 1:
+        raise SystemExit('benchmark_hashing: --repeat must be at least 1')
     if args.synthetic is None:
         if not osp.isdir(args.data_root):
             raise SystemExit(f'benchmark_hashing: --data-root '
@@ -144,7 +163,7 @@ def main() -> int:
         paths = list(dict.fromkeys(
             p for _, p in list_images(args.data_root, log=lambda _: None)))
         paths = paths[:args.limit] if args.limit else paths
-        benchmark(paths, f'images under {args.data_root}')
+        benchmark(paths, f'images under {args.data_root}', args.repeat)
         return 0
     if args.synthetic < 1:
         raise SystemExit('benchmark_hashing: --synthetic must be at least 1')
@@ -163,7 +182,7 @@ def main() -> int:
             raise SystemExit(f'benchmark_hashing: {e}')
         mb = sum(osp.getsize(p) for p in paths) / len(paths) / 2**20
         benchmark(paths, f'{w}x{h} {args.bit_depth}-bit {args.format} '
-                  f'radiographs ({mb:.1f} MB each)')
+                  f'radiographs ({mb:.1f} MB each)', args.repeat)
     return 0
 
 
