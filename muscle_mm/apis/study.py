@@ -112,9 +112,12 @@ class StudySettings:
         exclude_leaks: Pre-train on the union less the stage-1 images
             that the leakage audit finds in a task's val/test split
             (``mdmoco_*_noleak`` configs). Off: the paper's union. The
-            audit (``tools/misc/audit_overlap.py``, its hashes cached in
-            ``<work_dir>/audit``) runs either way, after the data stage, so
-            the report states the leakage of every study.
+            audit (``tools/misc/audit_overlap.py``, of this protocol's
+            splits, into ``<work_dir>/audit``) runs either way, after the
+            data stage, so the report states the leakage of every study.
+            Its hashes are cached beside the work dir
+            (:attr:`MuscleStudy.audit_cache_dir`), shared by the studies
+            there: each variant hashes only images no other one did.
 
     The configs read the datasets from ``data/`` (paper scale) and
     ``data/demo/`` (demo) below the current directory, as OpenMMLab configs do;
@@ -397,34 +400,65 @@ class MuscleStudy:
         return self.stage_config(name +
                                  ('_noleak' if self.s.exclude_leaks else ''))
 
+    @property
+    def audit_cache_dir(self) -> str:
+        """The audit's hash cache: ``.audit_cache`` beside the work dir, so
+        the studies there (paper and official protocol, with and without
+        ``--exclude-leaks``) decode each image once. Entries are keyed by
+        absolute path, size and mtime, not by split or protocol."""
+        return osp.join(osp.dirname(self.work_dir), '.audit_cache')
+
     def audit(self) -> dict:
-        """The leakage audit of the data (``tools/misc/audit_overlap.py``)
-        into ``<work_dir>/audit``: its summary and exclusion list."""
+        """The leakage audit of this protocol's splits
+        (``tools/misc/audit_overlap.py``) into ``<work_dir>/audit``: its
+        summary and exclusion list."""
 
         def body(stage_dir):
             self._run([
                 sys.executable,
                 self.tool('misc/audit_overlap.py'), '--data-root',
-                self.data_root, '--work-dir', stage_dir
+                self.data_root, '--work-dir', stage_dir, '--cache-dir',
+                self.audit_cache_dir, '--protocol', self.s.protocol
             ], osp.join(stage_dir, 'stage.log'))
             return dict(
                 summary=osp.join(stage_dir, 'audit_summary.json'),
                 exclude_file=osp.join(stage_dir, 'stage1_exclude.txt'))
 
-        return self._stage('audit', body)
+        outputs = self._stage('audit', body)
+        self.audit_summary()  # of another protocol: stop before stage 1
+        return outputs
+
+    def audit_summary(self) -> Optional[dict]:
+        """``<work_dir>/audit/audit_summary.json``, None if the audit has
+        not run; an audit of the other protocol (its val/test splits, hence
+        its leaks, differ) is an error naming the file."""
+        path = osp.join(self.work_dir, 'audit', 'audit_summary.json')
+        if not osp.isfile(path):
+            return None
+        with open(path) as f:
+            summary = json.load(f)
+        found = summary.get('protocol', 'paper')  # as _stage reads markers
+        if found != self.s.protocol:
+            raise ValueError(
+                f'{path} audits the {found} protocol\'s splits, not '
+                f'{self.s.protocol}: its leaks are not this study\'s. '
+                f'Delete {osp.dirname(path)} to audit again (the hashes '
+                f'stay cached in {self.audit_cache_dir}).')
+        return summary
 
     def leakage_info(self) -> dict:
         """What the report says of leakage: whether stage 1 left the
-        audit's images out, and the audit's figures if it ran."""
+        audit's images out, and the audit's figures if it ran (of this
+        study's protocol, :meth:`audit_summary`)."""
         info = dict(exclude_leaks=self.s.exclude_leaks, audit=None)
-        path = osp.join(self.work_dir, 'audit', 'audit_summary.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                summary = json.load(f)
-            info['audit'] = {
-                k: summary[k]
-                for k in ('threshold', 'images', 'pairs', 'leakage')
-            }
+        summary = self.audit_summary()
+        if summary is not None:
+            info['audit'] = dict(
+                protocol=self.s.protocol,
+                **{
+                    k: summary[k]
+                    for k in ('threshold', 'images', 'pairs', 'leakage')
+                })
         return info
 
     def stage1(self, backbone: str) -> str:

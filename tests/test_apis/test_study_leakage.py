@@ -64,3 +64,55 @@ def test_leakage_info_and_note(tmp_path):
     info['exclude_leaks'] = True
     assert leakage_note(info).startswith(
         'Stage 1 (MD-MoCo) left out the 7 stage-1 image(s)')
+
+
+class AuditCommand(MuscleStudy):
+    """The study's audit stage with the tool's command recorded, not run."""
+
+    def __init__(self, settings):
+        super().__init__(settings, log=lambda m: 0)
+        self.commands = []
+
+    def _run(self, cmd, log_file):
+        self.commands.append(cmd)
+
+
+def _arg(cmd, name):
+    return cmd[cmd.index(name) + 1]
+
+
+def test_audit_states_its_protocol_and_shares_the_hash_cache(tmp_path):
+    paper = AuditCommand(
+        StudySettings(str(tmp_path / 'muscle_paper'), scale='paper'))
+    official = AuditCommand(
+        StudySettings(str(tmp_path / 'muscle_paper_official'),
+                      scale='paper', protocol='official'))
+    noleak = AuditCommand(
+        StudySettings(str(tmp_path / 'noleak'), scale='paper',
+                      exclude_leaks=True))
+    for study in (paper, official, noleak):
+        study.audit()
+        cmd, = study.commands
+        assert _arg(cmd, '--protocol') == study.s.protocol
+        assert _arg(cmd, '--work-dir') == osp.join(study.work_dir, 'audit')
+        # one cache for the variants beside each other
+        assert _arg(cmd, '--cache-dir') == str(tmp_path / '.audit_cache')
+
+
+def test_an_audit_of_the_other_protocol_is_refused(tmp_path):
+    study = AuditCommand(
+        StudySettings(str(tmp_path), scale='paper', protocol='official'))
+    study.audit()  # marks the stage done (protocol official)
+    summary = dict(threshold=6, images=9, pairs=dict(exact=0, near=1),
+                   leakage=dict(stage1_images_with_heldout_copy=1))
+    path = tmp_path / 'audit' / 'audit_summary.json'
+    path.write_text(json.dumps(dict(summary, protocol='official')))
+    assert study.leakage_info()['audit'] == dict(summary, protocol='official')
+    path.write_text(json.dumps(dict(summary, protocol='paper')))
+    for read in (study.leakage_info, study.audit):  # audit(): before stage 1
+        with pytest.raises(ValueError, match='audits the paper protocol'):
+            read()
+    path.write_text(json.dumps(summary))  # before the field: 'paper'
+    with pytest.raises(ValueError, match=str(path)):
+        study.leakage_info()
+    assert len(study.commands) == 1  # the done stage was not run again

@@ -5,6 +5,7 @@ import json
 import os
 import os.path as osp
 import runpy
+import shutil
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ from muscle_mm.datasets.audit import (DEFAULT_THRESHOLD, FLIP_MASK, HashCache,
                                       stage1_exclusions, to_words)
 from muscle_mm.datasets.audit import hashing
 from muscle_mm.datasets.audit.pairs import plan_bands
-from muscle_mm.metainfo import TABLE1
+from muscle_mm.metainfo import PROTOCOL_ENV, TABLE1
 from muscle_mm.testing.generator import plant_transform
 from muscle_mm.testing.phantoms import Style, chest_phantom, render
 
@@ -145,6 +146,89 @@ def test_cache_decodes_nothing_twice(tmp_path, monkeypatch):
     assert third[paths[0]] == first[paths[0]]
 
 
+def test_cache_saves_merge_what_another_audit_saved(tmp_path):
+    """Two audits hashing into one cache at once: neither loses the
+    other's entries (the later save merges into what is on disk)."""
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f'{i}.png'))
+        cv2.imwrite(paths[-1], chest(i, (64, 64)))
+    cache = str(tmp_path / 'cache')
+    a, b = HashCache(cache), HashCache(cache)  # both read an empty cache
+    hash_images(paths[:1], a)
+    hash_images(paths[1:], b)
+    merged = HashCache(cache)
+    assert set(merged.entries) == set(paths)
+    assert merged.get(paths[0]) == a.get(paths[0])
+    assert merged.get(paths[1]) == b.get(paths[1])
+    assert sorted(os.listdir(cache)) == ['hash_cache.json',
+                                         'hash_cache.json.lock']
+
+
+def _run_tool(monkeypatch, *args):
+    monkeypatch.setattr(sys, 'argv', [TOOL, '--workers', '1', *args])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(TOOL, run_name='__main__')
+    assert done.value.code == 0
+
+
+def test_work_dirs_share_a_cache_and_each_audit_states_its_protocol(
+        demo_data_root, tmp_path, monkeypatch):
+    """Two audits of other work dirs (and protocols) through one
+    ``--cache-dir``: the second decodes nothing. The protocol comes from
+    ``--protocol``, else ``$MUSCLE_PROTOCOL``, and the summary names it."""
+    folder = TABLE1['pneumonia']['folder']
+    data = tmp_path / 'data'
+    shutil.copytree(osp.join(demo_data_root, folder), data / folder)
+    paper = {s: (data / folder / 'muscle_splits' / f'{s}.txt').read_text(
+    ).split() for s in ('train', 'val', 'test')}
+    # a hand-made official split: other images in val and test
+    official = dict(train=paper['train'][:150], val=paper['train'][150:],
+                    test=paper['val'] + paper['test'])
+    (data / folder / 'muscle_splits_official').mkdir()
+    for split, lines in official.items():
+        (data / folder / 'muscle_splits_official' / f'{split}.txt'
+         ).write_text('\n'.join(lines) + '\n')
+    calls = []
+    real = hashing.decode_grey
+    monkeypatch.setattr(hashing, 'decode_grey',
+                        lambda path: calls.append(path) or real(path))
+    monkeypatch.delenv(PROTOCOL_ENV, raising=False)
+    cache = tmp_path / 'cache'
+
+    def summary(work):
+        return json.loads((tmp_path / work / 'audit_summary.json').read_text())
+
+    def groups(splits):
+        return {f'pneumonia/{s}': len(v) for s, v in splits.items()}
+
+    n = sum(len(v) for v in paper.values())
+    _run_tool(monkeypatch, '--data-root', str(data), '--work-dir',
+              str(tmp_path / 'paper'), '--cache-dir', str(cache))
+    assert len(calls) == n
+    first = summary('paper')
+    assert first['protocol'] == 'paper' and first['groups'] == groups(paper)
+    assert first['decoded'] == n
+    assert first['hash_cache'] == str(cache / 'hash_cache.json')
+
+    monkeypatch.setenv(PROTOCOL_ENV, 'official')
+    _run_tool(monkeypatch, '--data-root', str(data), '--work-dir',
+              str(tmp_path / 'official'), '--cache-dir', str(cache))
+    assert len(calls) == n  # nothing decoded again
+    second = summary('official')
+    assert second['protocol'] == 'official'
+    assert second['groups'] == groups(official)
+    assert second['decoded'] == 0 and second['from_cache'] == n
+    assert not (tmp_path / 'official' / 'hash_cache.json').exists()
+
+    # --protocol wins over the variable; no --cache-dir: the work dir's own
+    _run_tool(monkeypatch, '--data-root', str(data), '--work-dir',
+              str(tmp_path / 'own'), '--protocol', 'paper')
+    assert summary('own')['protocol'] == 'paper'
+    assert summary('own')['decoded'] == n and len(calls) == 2 * n
+    assert (tmp_path / 'own' / 'hash_cache.json').is_file()
+
+
 @pytest.fixture(scope='module')
 def audit_dir(demo_data_root, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('audit'))
@@ -251,3 +335,38 @@ def test_missing_data_root_is_a_clear_error(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as err:
         runpy.run_path(TOOL, run_name='__main__')
     assert TABLE1['nih']['folder'] in str(err.value)
+
+
+def test_hashing_benchmark_on_synthetic_radiographs(tmp_path, monkeypatch,
+                                                    capsys):
+    import importlib.util
+    path = osp.join(REPO, 'tools/analysis_tools/benchmark_hashing.py')
+    spec = importlib.util.spec_from_file_location('benchmark_hashing', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    files = {}
+    for fmt, depth in (('png', 16), ('png', 8), ('jpeg', 8), ('dicom', 16)):
+        folder = tmp_path / f'{fmt}{depth}'
+        folder.mkdir()
+        files[fmt, depth] = tool.write_synthetic(str(folder), 2, 96, 120,
+                                                 fmt, depth)
+        assert len(set(files[fmt, depth])) == 2
+    for seed in range(2):
+        imgs = [decode_grey(p[seed]) for p in files.values()]
+        assert all(i.shape[:2] == (120, 96) for i in imgs)
+        # one radiograph in four encodings: the audit sees one image
+        ref = words(perceptual_hash(imgs[0]))
+        assert all(
+            hamming(ref, words(perceptual_hash(i))) <= DEFAULT_THRESHOLD
+            for i in imgs[1:])
+    with pytest.raises(ValueError, match='8-bit'):
+        tool.write_synthetic(str(tmp_path), 1, 96, 120, 'jpeg', 16)
+    monkeypatch.setattr(sys, 'argv', [
+        path, '--synthetic', '3', '--size', '96x120', '--bit-depth', '16',
+        '--format', 'dicom', '--repeat', '2'
+    ])
+    assert tool.main() == 0
+    out = capsys.readouterr().out
+    assert '3 96x120 16-bit dicom radiographs' in out
+    assert 'median of 2 rounds' in out
+    assert 'cold: decode + hashes' in out and 'warm: from the cache' in out

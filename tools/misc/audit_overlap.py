@@ -3,24 +3,29 @@
 
     python tools/misc/audit_overlap.py --data-root data
     python tools/misc/audit_overlap.py --data-root data/demo \
-        --work-dir work_dirs/audit_demo
+        --work-dir work_dirs/audit_demo --protocol official \
+        --cache-dir work_dirs/.audit_cache
 
 Every image the study uses (stage-1-only datasets: group ``<key>/all``;
-task datasets: their ``train``/``val``/``test`` split files, written by
-``tools/dataset_converters/make_splits.py``) is decoded as training decodes
-it and hashed: exact copies share the SHA-1 of the decoded pixels,
-near-copies (re-encoded, resized, 8 vs 16 bit, contrast-stretched,
-mirrored) have perceptual hashes within ``--threshold`` bits. Prints the
-group x group matrix of pairs and writes to ``--work-dir``:
+task datasets: the ``train``/``val``/``test`` split files of
+``--protocol``, written by ``tools/dataset_converters/make_splits.py``) is
+decoded as training decodes it and hashed: exact copies share the SHA-1 of
+the decoded pixels, near-copies (re-encoded, resized, 8 vs 16 bit,
+contrast-stretched, mirrored) have perceptual hashes within
+``--threshold`` bits. Prints the group x group matrix of pairs and writes
+to ``--work-dir``:
 
 * ``pairs.csv``: every pair (kind, distance, mirrored, groups, paths);
 * ``stage1_exclude.txt``: stage-1 images with a copy in a task's val/test
   split, one path relative to the data root per line (what
   ``configs/muscle/mdmoco_r18_noleak.py`` leaves out of MD-MoCo);
-* ``audit_summary.json``: counts per cell, threshold, images hashed and
-  read from the cache, leakage figures;
-* ``hash_cache.json``: the hashes, keyed by path, size and mtime: a second
-  run decodes only new or changed files.
+* ``audit_summary.json``: protocol, counts per cell, threshold, images
+  hashed and read from the cache, leakage figures;
+
+and to ``--cache-dir`` (default ``--work-dir``) ``hash_cache.json``: the
+hashes, keyed by absolute path, size and mtime, whatever the protocol or
+work dir: a second run, of any work dir sharing the cache, decodes only
+new or changed files.
 
 On the demo data the generator's planted copies (``planted_copies.json``)
 are scored: precision and recall per threshold are printed and saved.
@@ -35,7 +40,9 @@ from muscle_mm.datasets.audit import (DEFAULT_THRESHOLD, format_matrix,
                                       pair_matrix, pairs_csv, planted_scores,
                                       read_planted, run_audit,
                                       stage1_exclusions, summary)
-from muscle_mm.metainfo import TABLE1
+from muscle_mm.datasets.audit.hashing import CACHE_NAME
+from muscle_mm.datasets.readers.base import default_protocol
+from muscle_mm.metainfo import PROTOCOL_ENV, PROTOCOLS, TABLE1
 from muscle_mm.utils.fileio import atomic_write
 
 SWEEP = (0, 2, 4, 6, 8, 10, 12, 16, 24, 32)
@@ -50,7 +57,17 @@ def parse_args():
     parser.add_argument(
         '--work-dir',
         default='work_dirs/audit',
-        help='outputs and the hash cache (default work_dirs/audit)')
+        help='outputs (default work_dirs/audit)')
+    parser.add_argument(
+        '--cache-dir',
+        help='the hash cache (default --work-dir); audits of other work '
+        'dirs of the same images may share it')
+    parser.add_argument(
+        '--protocol',
+        choices=PROTOCOLS,
+        help="whose task splits are audited: 'paper' (muscle_splits/) or "
+        "'official' (muscle_splits_official/); default "
+        f"${PROTOCOL_ENV}, else 'paper', as the readers")
     parser.add_argument(
         '--threshold',
         type=int,
@@ -87,18 +104,21 @@ def main() -> int:
     planted = read_planted(args.data_root)
     sweep = sorted(set(SWEEP) | {args.threshold})
     try:
+        protocol = default_protocol(args.protocol)  # a bad $MUSCLE_PROTOCOL
         audit = run_audit(
             args.data_root,
-            args.work_dir,
+            args.cache_dir or args.work_dir,
             args.threshold,
             args.workers,
             args.datasets,
-            search=max(sweep) if planted else None)
+            search=max(sweep) if planted else None,
+            protocol=protocol)
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise SystemExit(f'audit_overlap: {e}')
     cells = pair_matrix(audit)
     info = summary(audit, cells)
-    print(f'{info["images"]} images ({info["decoded"]} decoded, '
+    print(f'{info["images"]} images, {protocol} splits '
+          f'({info["decoded"]} decoded, '
           f'{info["from_cache"]} from the cache), threshold '
           f'{audit.threshold}: {info["pairs"]["exact"]} exact and '
           f'{info["pairs"]["near"]} near pair(s)')
@@ -110,7 +130,9 @@ def main() -> int:
     atomic_write(pairs_csv(audit), out_csv)
     atomic_write(''.join(f'{p}\n' for p in excluded), exclude)
     info.update(pairs_csv=osp.abspath(out_csv),
-                exclude_file=osp.abspath(exclude))
+                exclude_file=osp.abspath(exclude),
+                hash_cache=osp.abspath(
+                    osp.join(args.cache_dir or args.work_dir, CACHE_NAME)))
     lk = info['leakage']
     print(f'stage-1 images with a copy in a task val/test split: '
           f'{lk["stage1_images_with_heldout_copy"]} -> {exclude}')

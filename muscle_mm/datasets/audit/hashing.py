@@ -23,6 +23,7 @@ The bits are stored in a fixed pseudo-random order (:data:`BIT_POSITION`),
 so every band of the pair finder's multi-index mixes low and high
 frequencies rather than holding the low ones, which most radiographs share.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -105,21 +106,32 @@ class HashCache:
     """Hashes of image files, reused while a file's size and mtime stay.
 
     Stored as JSON (``{path: [size, mtime_ns, content, perceptual]}``, the
-    path absolute, the perceptual hash in hex) in ``work_dir/hash_cache.json``, written atomically, so a
-    second audit of ~180k images stats them and decodes none.
+    path absolute, the perceptual hash in hex) in
+    ``cache_dir/hash_cache.json``, so a second audit of ~180k images stats
+    them and decodes none. An entry says nothing of splits or protocol, so
+    audits of other work dirs (the paper and official tracks, an
+    ``--exclude-leaks`` study) can share one cache. :meth:`save` merges
+    into what is on disk under an ``flock`` and writes atomically: audits
+    hashing at once into one cache lose no entry and never leave it
+    partial.
     """
 
-    def __init__(self, work_dir: str) -> None:
-        self.path = osp.join(work_dir, CACHE_NAME)
-        self.entries: Dict[str, list] = {}
-        if osp.isfile(self.path):
-            try:
-                with open(self.path) as f:
-                    data = json.load(f)
-            except ValueError:
-                data = {}  # a damaged cache is rebuilt, never trusted
-            if data.get('kind') == HASH_KIND:
-                self.entries = data.get('entries', {})
+    def __init__(self, cache_dir: str) -> None:
+        self.path = osp.join(cache_dir, CACHE_NAME)
+        self.entries: Dict[str, list] = self._read()
+        self._new: Dict[str, list] = {}  # put since the last save
+
+    def _read(self) -> Dict[str, list]:
+        if not osp.isfile(self.path):
+            return {}
+        try:
+            with open(self.path) as f:
+                data = json.load(f)
+        except ValueError:
+            return {}  # a damaged cache is rebuilt, never trusted
+        if not isinstance(data, dict) or data.get('kind') != HASH_KIND:
+            return {}
+        return data.get('entries', {})
 
     def get(self, path: str) -> Optional[Tuple[str, int]]:
         """The cached hashes if the file is unchanged, else None."""
@@ -132,12 +144,20 @@ class HashCache:
         return entry[2], int(entry[3], 16)
 
     def put(self, path: str, hashes: Tuple[str, int]) -> None:
-        self.entries[path] = [*_stat_key(path), hashes[0], f'{hashes[1]:x}']
+        entry = [*_stat_key(path), hashes[0], f'{hashes[1]:x}']
+        self.entries[path] = self._new[path] = entry
 
     def save(self) -> None:
-        atomic_write(
-            json.dumps(dict(kind=HASH_KIND, entries=self.entries)),
-            self.path)
+        """Write the entries put here over the cache on disk (which another
+        audit may have saved to since this one read it)."""
+        os.makedirs(osp.dirname(osp.abspath(self.path)), exist_ok=True)
+        with open(self.path + '.lock', 'a') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+            self.entries = {**self._read(), **self._new}
+            atomic_write(
+                json.dumps(dict(kind=HASH_KIND, entries=self.entries)),
+                self.path)
+        self._new = {}
 
 
 def _hash_one(path: str):

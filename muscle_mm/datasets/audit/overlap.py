@@ -21,7 +21,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from muscle_mm.datasets.readers.base import SPLITS, TABLE1
+from muscle_mm.datasets.readers.base import (SPLITS, TABLE1,
+                                             default_protocol)
 from muscle_mm.registry import DATASETS
 from .hashing import HashCache, hash_images
 from .pairs import exact_groups, near_pairs
@@ -48,12 +49,13 @@ def is_held_out(group: str) -> bool:
 
 def list_images(data_root: str,
                 datasets: Optional[Sequence[str]] = None,
-                log: Callable[[str], None] = print
-                ) -> List[Tuple[str, str]]:
+                log: Callable[[str], None] = print,
+                protocol: Optional[str] = None) -> List[Tuple[str, str]]:
     """``(group, absolute path)`` of every image the study uses, in
-    :data:`TABLE1` order; a dataset folder that is missing is skipped with
-    a message, a task dataset without split files is an error (the
-    reader's, naming ``make_splits.py``)."""
+    :data:`TABLE1` order, the task splits those of ``protocol`` (the
+    readers' default when None); a dataset folder that is missing is
+    skipped with a message, a task dataset without split files is an error
+    (the reader's, naming ``make_splits.py``)."""
     import muscle_mm.datasets.readers  # noqa: F401 - registers the readers
     if not osp.isdir(data_root):
         raise FileNotFoundError(
@@ -74,6 +76,7 @@ def list_images(data_root: str,
                     type=info['type'],
                     data_root=root,
                     split=split,
+                    protocol=protocol,
                     lazy_init=False,
                     serialize_data=False))
             group = f'{key}/{split if has_splits else STAGE1_ONLY}'
@@ -92,9 +95,11 @@ class Audit:
 
     ``pairs`` rows: ``(a, b, distance, mirrored, exact)``, indices into
     ``images`` with ``a < b``; ``distance`` is the perceptual hashes'
-    Hamming distance (0 for exact copies).
+    Hamming distance (0 for exact copies). ``protocol``: whose task splits
+    the groups are (``'paper'`` or ``'official'``).
     """
     data_root: str
+    protocol: str
     threshold: int
     images: List[Tuple[str, str]]
     content: List[str]
@@ -137,20 +142,23 @@ def find_pairs(content: Sequence[str], phash: Sequence[int],
 
 
 def run_audit(data_root: str,
-              work_dir: str,
+              cache_dir: str,
               threshold: int = DEFAULT_THRESHOLD,
               workers: int = 1,
               datasets: Optional[Sequence[str]] = None,
               search: Optional[int] = None,
-              log: Callable[[str], None] = print) -> Audit:
-    """List, hash (cached in ``work_dir``) and pair the images; pairs up
-    to distance ``search`` (default ``threshold``) are kept, for
+              log: Callable[[str], None] = print,
+              protocol: Optional[str] = None) -> Audit:
+    """List (the task splits of ``protocol``, default the readers'), hash
+    (cached in ``cache_dir``) and pair the images; pairs up to distance
+    ``search`` (default ``threshold``) are kept, for
     :func:`planted_scores` at other thresholds."""
     if threshold < 0:
         raise ValueError(f'threshold must be >= 0, got {threshold}')
     search = max(threshold, search or 0)
-    images = list_images(data_root, datasets, log)
-    cache = HashCache(work_dir)
+    protocol = default_protocol(protocol)
+    images = list_images(data_root, datasets, log, protocol)
+    cache = HashCache(cache_dir)
     def progress(done: int, total: int) -> None:
         if done % 5000 == 0 or done == total:
             log(f'hashed {done} of {total} new image(s)')
@@ -163,7 +171,7 @@ def run_audit(data_root: str,
     images = [(g, p) for g, p in images if p in hashes]
     content = [hashes[p][0] for _, p in images]
     phash = [hashes[p][1] for _, p in images]
-    return Audit(data_root, threshold, images, content, phash,
+    return Audit(data_root, protocol, threshold, images, content, phash,
                  find_pairs(content, phash, search), errors, decoded,
                  unique - decoded)
 
@@ -302,6 +310,7 @@ def summary(audit: Audit, cells: Dict[Tuple[str, str], int]) -> dict:
     pairs = audit.within(audit.threshold)
     return dict(
         data_root=osp.abspath(audit.data_root),
+        protocol=audit.protocol,
         threshold=audit.threshold,
         images=len(audit.images),
         decoded=audit.decoded,
