@@ -248,21 +248,6 @@ def leakage_note(leakage: Mapping) -> str:
             '--exclude-leaks).')
 
 
-def with_audit_groups(leakage: Mapping, work_dir: str) -> dict:
-    """``leakage`` with the audit's image count per group (``groups`` of
-    ``<work_dir>/audit/audit_summary.json``, which ``leakage_info`` leaves
-    out) when it lacks them and the file is there."""
-    out = dict(leakage)
-    audit = out.get('audit')
-    path = osp.join(work_dir, 'audit', 'audit_summary.json')
-    if audit and 'groups' not in audit and osp.isfile(path):
-        with open(path) as f:
-            groups = json.load(f).get('groups')
-        if groups:
-            out['audit'] = dict(audit, groups=groups)
-    return out
-
-
 def probe_table(probe: Mapping) -> Tuple[str, dict]:
     """kNN/linear probes of the study's backbones against random init.
 
@@ -391,7 +376,6 @@ def build_report(work_dir: str,
     _write_json(osp.join(report_dir, 'baselines.json'), baselines)
     written['baselines.json'] = osp.join(report_dir, 'baselines.json')
     if leakage is not None:
-        leakage = with_audit_groups(leakage, work_dir)
         _write_json(osp.join(report_dir, 'leakage.json'), leakage)
         written['leakage.json'] = osp.join(report_dir, 'leakage.json')
     notes = {

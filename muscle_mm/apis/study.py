@@ -458,7 +458,8 @@ class MuscleStudy:
                 **{
                     k: summary[k]
                     for k in ('threshold', 'images', 'pairs', 'leakage')
-                })
+                },
+                groups=summary.get('groups', {}))  # images per split
         return info
 
     def stage1(self, backbone: str) -> str:

@@ -13,8 +13,7 @@ from mmengine.config import Config
 
 from muscle_mm.apis import MuscleStudy, StudySettings
 from muscle_mm.apis.report import (LOADERS, facts_notes, heldout_copies,
-                                   leakage_note, run_config, study_facts,
-                                   with_audit_groups)
+                                   leakage_note, run_config, study_facts)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -137,15 +136,15 @@ SUMMARY = dict(
 
 def test_leakage_note_gives_k_of_n_per_heldout_split(tmp_path):
     audit = {k: SUMMARY[k] for k in ('threshold', 'images', 'pairs',
-                                      'leakage')}  # as leakage_info
-    info = dict(exclude_leaks=False, audit=audit)
+                                      'leakage')}
     # without the audit's image counts: the k alone
     assert heldout_copies(audit) == 'Lung test 3; Pneumonia test 1'
-    # MuscleStudy.leakage_info leaves the counts out: the report reads them
+    # as MuscleStudy.leakage_info gives it: the summary's counts per split
     (tmp_path / 'audit').mkdir()
     (tmp_path / 'audit' / 'audit_summary.json').write_text(
-        json.dumps(SUMMARY))
-    info = with_audit_groups(info, str(tmp_path))
+        json.dumps(dict(SUMMARY, protocol='paper')))
+    info = MuscleStudy(
+        StudySettings(work_dir=str(tmp_path)), log=lambda m: 0).leakage_info()
     assert info['audit']['groups'] == SUMMARY['groups']
     note = leakage_note(info)
     assert note.startswith('Stage 1 (MD-MoCo) pre-trained on the whole '
