@@ -104,7 +104,8 @@ def test_an_audit_of_the_other_protocol_is_refused(tmp_path):
         StudySettings(str(tmp_path), scale='paper', protocol='official'))
     study.audit()  # marks the stage done (protocol official)
     summary = dict(threshold=6, images=9, pairs=dict(exact=0, near=1),
-                   leakage=dict(stage1_images_with_heldout_copy=1))
+                   leakage=dict(stage1_images_with_heldout_copy=1),
+                   groups={'pneumonia/test': 4})
     path = tmp_path / 'audit' / 'audit_summary.json'
     path.write_text(json.dumps(dict(summary, protocol='official')))
     assert study.leakage_info()['audit'] == dict(summary, protocol='official')
