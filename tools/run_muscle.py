@@ -152,7 +152,7 @@ def main() -> None:
         # message says it all, a traceback would only hide it
         raise SystemExit(f'run_muscle: {e}')
     build_report(study.work_dir, results, probe=study.probe_inputs(),
-                 demo=scale == 'demo', protocol=args.protocol,
+                 demo=settings.scale == 'demo', protocol=args.protocol,
                  leakage=study.leakage_info())
 
 
