@@ -179,7 +179,10 @@ def test_work_dirs_share_a_cache_and_each_audit_states_its_protocol(
     ``--protocol``, else ``$MUSCLE_PROTOCOL``, and the summary names it."""
     folder = TABLE1['pneumonia']['folder']
     data = tmp_path / 'data'
-    shutil.copytree(osp.join(demo_data_root, folder), data / folder)
+    # without any official split another test (make_splits --protocol
+    # official on the shared demo data) may have written there
+    shutil.copytree(osp.join(demo_data_root, folder), data / folder,
+                    ignore=shutil.ignore_patterns('muscle_splits_official'))
     paper = {s: (data / folder / 'muscle_splits' / f'{s}.txt').read_text(
     ).split() for s in ('train', 'val', 'test')}
     # a hand-made official split: other images in val and test
