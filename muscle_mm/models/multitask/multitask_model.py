@@ -6,7 +6,7 @@ from typing import ContextManager, Dict, List, Optional, Union
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, ModuleDict
 
 from muscle_mm.registry import MODELS
 from .conv_geometry import geometry_diff, switched_geometry
@@ -99,7 +99,10 @@ class MultiTaskModel(BaseModel):
                              'dict of task name -> model config, got '
                              f'{tasks!r}.')
         self.backbone = MODELS.build(backbone)
-        self.tasks = nn.ModuleDict()
+        # mmengine's ModuleDict, not torch's: BaseModule.init_weights only
+        # descends into children that have init_weights, so a torch ModuleDict
+        # would leave every head with torch's default initialisation
+        self.tasks = ModuleDict()
         self._geometry = {}
         for name, cfg in tasks.items():
             self._add_task(name, cfg)
