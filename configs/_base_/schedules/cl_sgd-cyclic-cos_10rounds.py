@@ -30,9 +30,11 @@ auto_scale_lr = dict(
 # Eq. 1 with T = one round (one cosine wave per round). The loop derives T at
 # run time from its dataloaders on each process, so it follows the datasets,
 # batch sizes and number of GPUs; 'task_iterate' restarts the wave at every
-# task-iterate instead (docs/cl.md compares the two readings).
+# task-iterate instead (docs/cl.md compares the two readings). The minimum
+# is a ratio of the maximum (1e-4 at lr 0.01), so --auto-scale-lr scales
+# both and the wave keeps its shape on any number of GPUs.
 param_scheduler = dict(
-    type='CyclicCosineLR', by_epoch=False, period='round', eta_min=1e-4)
+    type='CyclicCosineLR', by_epoch=False, period='round', eta_min_ratio=0.01)
 
 # Eq. 2: w0 = the backbone left by the previous task-iterate. The paper gives
 # no lambda or alpha. L2-SP (Li et al., ICML 2018, ref. [15]) penalises

@@ -200,3 +200,24 @@ def test_runner_resume_continues_cycle(tmp_path):
     assert len(first) == 6 and len(resumed) == 6
     for it, lr in enumerate(first + resumed):
         assert lr == pytest.approx(eq1(it, 6, 0.1, 0.01), abs=1e-9), it
+
+
+@pytest.mark.parametrize('config', ['cl_r18.py', 'cl_r50.py'])
+def test_config_minimum_follows_auto_scale_lr(config):
+    """--auto-scale-lr at 8 GPUs multiplies the LR by 8: Eq. 1's minimum
+    of the MUSCLE configs moves with it, so min/max stays 1/100."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    cfg = Config.fromfile(osp.join(repo, 'configs/muscle', config))
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    for gpus in (1, 8):
+        opt = make_optimizer((base_lr * gpus, ))
+        # a numeric period stands in for the loop's 'round' here
+        sched = PARAM_SCHEDULERS.build(
+            dict(cfg.param_scheduler, period=8, optimizer=opt))
+        trace = [lr for lr, in lr_trace(opt, sched, 9)]
+        assert max(trace) == pytest.approx(base_lr * gpus)
+        assert min(trace) == pytest.approx(base_lr * gpus / 100)
