@@ -11,7 +11,8 @@ class CLScheduleMixin:
     """Round orders and task-iterate lengths of :class:`MultiTaskCLLoop`.
 
     Needs ``tasks``, ``rounds``, ``reshuffle``, ``epochs_per_task``,
-    ``dataloaders``, ``max_iters`` and ``runner`` on the loop; hands the
+    ``dataloaders``, ``max_iters``, ``seed`` (the experiment's, equal on
+    every rank) and ``runner`` on the loop; hands the
     geometry to schedulers with ``bind_loop`` (``CyclicCosineLR``).
     """
 
@@ -46,11 +47,11 @@ class CLScheduleMixin:
         return f'{parts} at world size {get_world_size()}'
 
     def round_order(self, round_idx: int) -> List[str]:
-        """The task order of a round: reshuffled from (seed, round) or not."""
+        """The task order of a round: reshuffled from (experiment seed,
+        round) or not; the same on every rank."""
         if not self.reshuffle:
             return list(self.tasks)
-        seed = self.runner.seed if self.runner.seed is not None else 0
-        rng = np.random.default_rng([int(seed), int(round_idx)])
+        rng = np.random.default_rng([self.seed, int(round_idx)])
         return [self.tasks[i] for i in rng.permutation(len(self.tasks))]
 
     def bind_schedulers(self) -> None:

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank
+from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
@@ -84,6 +84,12 @@ class MultiTaskCLLoop(CLScheduleMixin, BaseLoop):
         self.dataloaders: Dict[str, DataLoader] = {}
         randomness = runner.cfg.get('randomness') or {}
         self._diff_rank_seed = randomness.get('diff_rank_seed', False)
+        # The experiment seed, the same on every rank: with diff_rank_seed
+        # mmengine adds the rank to runner.seed, and ranks that shuffled the
+        # tasks differently would average gradients of different tasks
+        seed = [runner.seed if runner.seed is not None else 0]
+        broadcast_object_list(seed)
+        self.seed: int = int(seed[0])
         for task in self.tasks:
             self.dataloaders[task] = build_task_loader(
                 runner, dataloader[task], task, loader_overrides,
@@ -240,7 +246,7 @@ class MultiTaskCLLoop(CLScheduleMixin, BaseLoop):
 
     # ------------------------------------------------------------ helpers
     def _reseed(self) -> None:
-        seed = (self.runner.seed or 0) + self._epoch
+        seed = self.seed + self._epoch
         if self._diff_rank_seed:
             seed += get_rank() * self._max_epochs
         random.seed(seed)
