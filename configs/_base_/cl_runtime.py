@@ -11,7 +11,11 @@ default_hooks = dict(
             pneumonia='binary/accuracy',
             mura='binary/accuracy',
             lung='lung/mIoU',
-            tbx='tbx/mAP')))
+            tbx='tbx/mAP')),
+    # the last checkpoint's (the exported backbone's) BatchNorm statistics
+    # re-estimated over the four tasks' training images in the plain
+    # geometry, not left to the task trained last
+    backbone_bn=dict(type='BackboneBNHook', num_samples=512))
 # log lines carry the active task's losses only
 log_processor = dict(type='MultiTaskLogProcessor')
 # mmengine's Runner whose --auto-scale-lr reads the task dataloaders

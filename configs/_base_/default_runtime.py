@@ -13,6 +13,16 @@ default_hooks = dict(
         max_keep_ckpts=3,
         backend_args=dict(backend='muscle_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # each training sample's random flips from (seed, epoch, sample), so a
+    # resumed run, persistent workers included, draws what an uninterrupted
+    # one draws, on any number of workers and processes
+    augmentation_seed=dict(type='AugmentationSeedHook'),
+    # under DDP every rank keeps its own BatchNorm statistics; they are
+    # averaged before every validation, test and checkpoint
+    sync_buffers=dict(type='BufferSyncHook'),
+    # world size, iterations and batches in every checkpoint: a resume on
+    # another number of GPUs stops instead of bending the LR schedule
+    run_geometry=dict(type='RunGeometryHook'),
 )
 
 env_cfg = dict(

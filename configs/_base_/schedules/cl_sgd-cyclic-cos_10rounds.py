@@ -14,7 +14,10 @@ train_cfg = dict(
     # (task x iterate, configs/_base_/cl_runtime.py) and forgetting; 'round'
     # validates 4x less often
     val_interval='iterate')
-val_cfg = dict(type='MultiTaskValLoop')
+# each task is scored with backbone BatchNorm statistics re-estimated on 512
+# of its training images in its own geometry (the running ones are those of
+# the task trained last); training goes on with the running ones
+val_cfg = dict(type='MultiTaskValLoop', precise_bn=dict(num_samples=512))
 
 # The paper gives no optimizer settings; SGD as mmpretrain/mmseg/mmdet use.
 # Its weight decay, on every parameter, is also the ridge term of Eq. 2:

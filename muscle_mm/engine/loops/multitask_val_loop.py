@@ -1,5 +1,6 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
-from typing import Dict, Optional, Sequence, Union
+import contextlib
+from typing import ContextManager, Dict, Optional, Sequence, Union
 
 import torch
 from mmengine.evaluator import Evaluator
@@ -7,6 +8,8 @@ from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
 from muscle_mm.registry import LOOPS
+from .bn_stats import (estimate_backbone_bn, estimation_loader,
+                       first_batches, preserved_rng, restored_buffers)
 from .utils import check_task_dict, task_entry, unwrap_model
 
 
@@ -26,14 +29,31 @@ class MultiTaskValLoop(BaseLoop):
         evaluator (dict): Task name -> evaluator (config).
         tasks (Sequence[str], optional): Tasks to validate. Defaults to the
             keys of ``dataloader``.
+        precise_bn (dict, optional): ``dict(num_samples=N)``: before each
+            task is scored, the shared backbone's BN statistics are
+            re-estimated on N images of that task's training split (its
+            ``train_dataloader``, in its geometry; see :mod:`.bn_stats`),
+            and put back afterwards, so training goes on unchanged. None
+            scores every task with the statistics training left, those of
+            the task trained last. Defaults to None.
     """
 
     def __init__(self,
                  runner,
                  dataloader: Dict[str, Union[dict, str]],
                  evaluator: Dict[str, Union[dict, str]],
-                 tasks: Optional[Sequence[str]] = None) -> None:
+                 tasks: Optional[Sequence[str]] = None,
+                 precise_bn: Optional[dict] = None) -> None:
         self._runner = runner
+        if precise_bn is not None and not (
+                isinstance(precise_bn, dict)
+                and set(precise_bn) == {'num_samples'}
+                and int(precise_bn['num_samples']) > 0):
+            raise ValueError('MultiTaskValLoop: `precise_bn` must be None or '
+                             'dict(num_samples=N) with N > 0, got '
+                             f'{precise_bn!r}.')
+        self.precise_bn = precise_bn
+        self._bn_loaders: Dict[str, object] = {}
         self.tasks = list(tasks if tasks is not None else dataloader)
         check_task_dict('val_dataloader', dataloader, self.tasks)
         check_task_dict('val_evaluator', evaluator, self.tasks)
@@ -73,8 +93,9 @@ class MultiTaskValLoop(BaseLoop):
             for task in self.tasks:
                 self._task = task
                 model.active_task = task
-                for idx, data_batch in enumerate(self.dataloaders[task]):
-                    self.run_iter(idx, data_batch)
+                with self.task_statistics(model, task):
+                    for idx, data_batch in enumerate(self.dataloaders[task]):
+                        self.run_iter(idx, data_batch)
                 task_metrics = self.evaluators[task].evaluate(
                     len(self.dataloaders[task].dataset))
                 metrics.update({
@@ -86,6 +107,28 @@ class MultiTaskValLoop(BaseLoop):
         self.runner.call_hook('after_val_epoch', metrics=metrics)
         self.runner.call_hook('after_val')
         return metrics
+
+    def task_statistics(self, model, task: str) -> ContextManager:
+        """A block in which the backbone has ``task``'s precise BN
+        statistics (``precise_bn``), restored on leaving it."""
+        if self.precise_bn is None:
+            return contextlib.nullcontext()
+        if task not in self._bn_loaders:
+            loop_cfg = self.runner.cfg.get('train_cfg') or {}
+            self._bn_loaders[task] = estimation_loader(
+                self.runner, task, loop_cfg.get('loader_overrides'),
+                self.runner.seed)
+        stack = contextlib.ExitStack()
+        stack.enter_context(restored_buffers(model.backbone))
+        with preserved_rng():
+            estimate_backbone_bn(
+                model, {
+                    task:
+                    first_batches(self._bn_loaders[task],
+                                  self.precise_bn['num_samples'])
+                },
+                geometry='task')
+        return stack
 
     @torch.no_grad()
     def run_iter(self, idx: int, data_batch: dict) -> None:
