@@ -176,7 +176,9 @@ class Preflight:
                   f'{len(loaders)} dataloader(s), evaluator(s) built'),
             self.check_init(run, plan, model),
             self.check_schedule(run, cfg, loaders),
-        ] + ([audit[0]] if audit is not None else [])
+            self.check_bn(run, cfg, model),
+        ] + self.check_resume(run) + ([audit[0]]
+                                     if audit is not None else [])
 
     def _audit_check(self, run: PlannedRun) -> Optional[tuple]:
         """With ``exclude_leaks``, stage 1 reads the audit's exclusion list
@@ -273,8 +275,19 @@ class Preflight:
             model.backbone.init_weights()
         except Exception as e:  # noqa: B902
             return Check('init', subject, 'FAIL', _error(e))
+        bad = [
+            k for k, v in model.backbone.state_dict().items()
+            if v.is_floating_point() and not v.isfinite().all()
+        ]
+        if bad:
+            return Check(
+                'init', subject, 'FAIL',
+                f'{run.init_file} holds NaN or Inf in {len(bad)} backbone '
+                f'tensor(s), e.g. {bad[:3]}; the run that wrote it diverged '
+                '(train it again, or resume it from an earlier checkpoint)')
         return Check('init', subject, 'ok',
-                     f'{run.init_file} loads strictly into its backbone')
+                     f'{run.init_file} loads strictly into its backbone, '
+                     'all values finite')
 
     # ---------------------------------------------------------- schedule
     def check_schedule(self, run: PlannedRun, cfg, loaders) -> Check:
@@ -313,13 +326,87 @@ class Preflight:
                         text += (f'; Eq. 1 T = '
                                  f'{per if period == "round" else period}')
             else:
+                from muscle_mm.engine.schedulers.run_fit import \
+                    schedule_problems
                 n = per_task['']
                 text = (f'{n} it/epoch per process x '
                         f'{loop.get("max_epochs")} epochs')
+                problems = schedule_problems(
+                    cfg.get('param_scheduler'), n, loop.get('max_epochs'), w)
+                if problems:
+                    raise ValueError('; '.join(problems))
         except Exception as e:  # noqa: B902
             return Check('schedule', run.name, 'FAIL', _error(e))
         return Check('schedule', run.name, 'ok',
                      f'{text}; LR {describe(lr, ratio)}')
+
+    def check_bn(self, run: PlannedRun, cfg, model) -> Check:
+        """How BatchNorm statistics are kept equal over the processes."""
+        from torch.nn.modules.batchnorm import _BatchNorm
+        sync = [m for m in model.modules() if 'SyncBatchNorm' in type(
+            m).__name__]
+        plain = [m for m in model.modules()
+                 if isinstance(m, _BatchNorm) and m not in sync]
+        hooks = {h.get('type') for h in (cfg.get('default_hooks') or
+                                         {}).values() if h}
+        hooks |= {h.get('type') for h in cfg.get('custom_hooks') or []}
+        synced = 'BufferSyncHook' in hooks
+        mode = (f'{len(plain)} BN layer(s) normalise each process\'s batch'
+                + (f', {len(sync)} SyncBN' if sync else ''))
+        if self.world_size == 1:
+            return Check('bn', run.name, 'ok', f'{mode}; one process')
+        if plain and not synced:
+            return Check(
+                'bn', run.name, 'FAIL',
+                f'{mode} and no BufferSyncHook: on {self.world_size} '
+                'processes each rank would keep its own running statistics, '
+                'and --test-last would score each shard with other ones than '
+                'the checkpoint\'s; add '
+                "default_hooks.sync_buffers=dict(type='BufferSyncHook')")
+        extra = ''
+        if 'BackboneBNHook' in hooks:
+            extra = '; the last checkpoint\'s backbone statistics pooled ' \
+                'over the tasks (BackboneBNHook)'
+        return Check(
+            'bn', run.name, 'ok',
+            f'{mode}; running statistics averaged over the '
+            f'{self.world_size} processes before every validation, test and '
+            f'checkpoint (BufferSyncHook){extra}')
+
+    def check_resume(self, run: PlannedRun) -> List[Check]:
+        """A checkpoint the run would resume from, written on another
+        number of processes, would stop it: say so now."""
+        import torch
+
+        from muscle_mm.engine.hooks.run_geometry_hook import (
+            META_KEY, describe_geometry)
+        from muscle_mm.utils.resume import find_resumable_checkpoint
+        work_dir = osp.join(self.study.work_dir, run.name)
+        if not osp.isdir(work_dir) or osp.isfile(
+                osp.join(work_dir, 'stage_done.json')):
+            return []
+        found = find_resumable_checkpoint(work_dir)
+        if found is None:
+            return []
+        try:
+            meta = torch.load(found, map_location='cpu',
+                              weights_only=True).get('meta') or {}
+        except Exception as e:  # noqa: B902
+            return [Check('resume', run.name, 'FAIL', _error(e))]
+        geometry = meta.get(META_KEY)
+        if geometry is None:
+            return [Check('resume', run.name, 'ok',
+                          f'resumes {found}, which records no world size; '
+                          'keep the number of processes it was trained on')]
+        was = geometry['world_size']
+        if was != self.world_size:
+            return [Check(
+                'resume', run.name, 'FAIL',
+                f'{found} was trained at {describe_geometry(geometry)}; '
+                f'--gpus {self.world_size} would stop on resume. Use --gpus '
+                f'{was}, or another --work-dir to start again')]
+        return [Check('resume', run.name, 'ok',
+                      f'resumes {found} at world size {was}')]
 
     @staticmethod
     def _cyclic(cfg) -> Iterable[dict]:

@@ -248,3 +248,87 @@ def test_memory_of_one_step_at_the_configured_batch(in_tmp, demo_data_root):
     assert demo['peak'] == max(demo['tasks'].values()) > 3 * weights
     # a smaller image costs less: the paper step needs more than the demo's
     assert paper['peak'] > demo['tasks']['pneumonia']
+
+
+# ------------------------------------------- multi-GPU lines and faults
+def test_warmup_written_in_iterations_fails_at_eight_gpus(
+        in_tmp, demo_data_root, monkeypatch):
+    link_data(in_tmp, demo_data_root)
+    edited = in_tmp / 'tbx_r18_scratch_iters.py'
+    edited.write_text(
+        f"_base_ = ['{REPO}/configs/muscle/finetune/tbx_r18_scratch.py']\n"
+        'param_scheduler = [dict(type="LinearLR", start_factor=0.001, '
+        'by_epoch=False, begin=0, end=500), dict(type="MultiStepLR", '
+        'by_epoch=True, begin=0, end=12, milestones=[8, 11], gamma=0.1)]\n')
+    original = MuscleStudy.finetune_config
+    monkeypatch.setattr(
+        MuscleStudy, 'finetune_config',
+        lambda self, task, backbone, init: str(edited)
+        if task == 'tbx' else original(self, task, backbone, init))
+    checks = preflight(tasks=['tbx'], inits=['scratch'], gpus=8)
+    failed = failures(checks)
+    assert [f[:2] for f in failed] == [('schedule', 'finetune/tbx_r18_scratch')]
+    assert 'LinearLR ends at iteration 500, after the run ends' in failed[0][2]
+    assert 'at world size 8' in failed[0][2]
+    # the shipped config (its warm-up in epochs) fits on 8 GPUs
+    monkeypatch.setattr(MuscleStudy, 'finetune_config', original)
+    assert failures(preflight(tasks=['tbx'], inits=['scratch'], gpus=8)) == []
+
+
+def test_bn_line_and_a_config_without_the_buffer_sync(
+        in_tmp, demo_data_root, monkeypatch):
+    link_data(in_tmp, demo_data_root)
+    checks = preflight(tasks=['pneumonia'], inits=['scratch'], gpus=2)
+    line = next(c for c in checks if c.section == 'bn')
+    assert line.status == 'ok'
+    assert 'averaged over the 2 processes before every validation, test ' \
+        'and checkpoint (BufferSyncHook)' in line.detail
+    edited = in_tmp / 'pneumonia_no_sync.py'
+    edited.write_text(
+        "_base_ = ['" + REPO + "/configs/muscle/finetune/"
+        "pneumonia_r18_scratch.py']\ndefault_hooks = dict(sync_buffers="
+        "dict(_delete_=True, type='SyncBuffersHook'))\n")
+    monkeypatch.setattr(MuscleStudy, 'finetune_config',
+                        lambda self, task, backbone, init: str(edited))
+    failed = failures(preflight(tasks=['pneumonia'], inits=['scratch'],
+                                gpus=2))
+    assert [f[:2] for f in failed] == [('bn', 'finetune/pneumonia_r18_scratch')]
+    assert 'no BufferSyncHook' in failed[0][2]
+    # one process has nothing to keep equal
+    assert failures(preflight(tasks=['pneumonia'], inits=['scratch'])) == []
+
+
+def test_resume_written_on_another_number_of_gpus(in_tmp, demo_data_root):
+    link_data(in_tmp, demo_data_root)
+    work = in_tmp / 'work_dirs' / 'muscle_paper' / 'finetune' / \
+        'pneumonia_r18_scratch'
+    work.mkdir(parents=True)
+    geometry = dict(world_size=8, batch_size={'': 16},
+                    iters_per_epoch={'': 1}, effective_batch={'': 128})
+    torch.save(dict(meta=dict(run_geometry=geometry), state_dict={}),
+               work / 'epoch_3.pth')
+    failed = failures(preflight(tasks=['pneumonia'], inits=['scratch'],
+                                gpus=4))
+    assert [f[:2] for f in failed] == [('resume',
+                                        'finetune/pneumonia_r18_scratch')]
+    assert 'epoch_3.pth was trained at world size 8' in failed[0][2]
+    assert '--gpus 4 would stop on resume. Use --gpus 8' in failed[0][2]
+    checks = preflight(tasks=['pneumonia'], inits=['scratch'], gpus=8)
+    assert failures(checks) == []
+    assert any(c.section == 'resume' and c.status == 'ok' for c in checks)
+
+
+def test_init_file_with_non_finite_values(in_tmp, demo_data_root):
+    link_data(in_tmp, demo_data_root)
+    r18 = MODELS.build(dict(type='mmpretrain.ResNet', depth=18))
+    state = {f'backbone.{k}': v for k, v in r18.state_dict().items()}
+    state['backbone.layer2.0.conv1.weight'][0, 0, 0, 0] = float('nan')
+    path = in_tmp / 'diverged.pth'
+    torch.save(dict(state_dict=state), path)
+    failed = failures(
+        preflight(tasks=['pneumonia'], inits=['imagenet'],
+                  imagenet=dict(r18=str(path))))
+    assert [f[:2] for f in failed] == [
+        ('init', 'finetune/pneumonia_r18_imagenet <- imagenet')]
+    assert 'holds NaN or Inf in 1 backbone tensor(s), e.g. ' \
+        "['layer2.0.conv1.weight']" in failed[0][2]
