@@ -178,7 +178,8 @@ def export_backbone(src: str,
         source_prefix=source_prefix,
         source_meta={
             k: checkpoint.get('meta', {}).get(k)
-            for k in ('epoch', 'iter', 'seed', 'experiment_name')
+            for k in ('epoch', 'iter', 'seed', 'experiment_name',
+                      'backbone_bn')
         } if isinstance(checkpoint.get('meta'), dict) else None)
     if torchvision:
         out = to_torchvision(backbone, depth)

@@ -365,6 +365,16 @@ def model_card(arch: str,
     elif meta.get('experiment_name'):
         lines.append(f'- Run: `{meta["experiment_name"]}` (its config is '
                      'saved in the source checkpoint).')
+    bn = meta.get('backbone_bn') or (meta.get('source_meta')
+                                      or {}).get('backbone_bn')
+    if bn:
+        images = ', '.join(f'{t} {n}'
+                           for t, n in bn.get('images_per_task', {}).items())
+        lines.append(
+            '- BatchNorm statistics: re-estimated after training with the '
+            f'weights fixed ({bn.get("method")}, {bn.get("geometry")} '
+            f'geometry; training images per task: {images}), not those of '
+            'the task trained last.')
     if train_cfg:
         lines.append('- Training loop: ' +
                      ', '.join(f'{k}={v}'

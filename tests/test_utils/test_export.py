@@ -238,3 +238,27 @@ def test_card_counts_the_images_a_config_trains_on(demo_data_root, tmp_path,
         ['nih', 'shenzhen', 'montgomery', 'indiana', 'rsna_boneage',
          'pneumonia', 'mura', 'lung_masks', 'tbx11k'])
     assert all(n > 0 for n in counts.values())
+
+
+def test_card_states_how_the_bn_statistics_were_made(tmp_path):
+    """The stage-2 checkpoint's ``meta['backbone_bn']`` (BackboneBNHook)
+    reaches the card, also through the study's exported backbone file."""
+    import torch
+
+    from muscle_mm.utils.checkpoint import export_backbone
+    bn = dict(method='precise BN, pooled over tasks', geometry='plain',
+              images_per_task=dict(pneumonia=512, tbx=512), layers=20)
+    src = tmp_path / 'epoch_40.pth'
+    torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1)},
+                    meta=dict(backbone_bn=bn)), src)
+    out = tmp_path / 'r18_muscle.pth'
+    export_backbone(str(src), str(out))
+    meta = torch.load(out, weights_only=True)['meta']
+    text = model_card('resnet18', 512, 'muscle', 'given', xray_input_config(),
+                      training_datasets(None, 'muscle'), str(out), meta=meta)
+    assert '- BatchNorm statistics: re-estimated after training with the ' \
+        'weights fixed (precise BN, pooled over tasks, plain geometry; ' \
+        'training images per task: pneumonia 512, tbx 512)' in text
+    plain = model_card('resnet18', 512, 'muscle', 'given',
+                       xray_input_config(), [], str(out), meta={})
+    assert 'BatchNorm statistics' not in plain
