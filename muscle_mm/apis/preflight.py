@@ -507,6 +507,50 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
+def step_runner(config: str, amp: bool = False, random_init: bool = False):
+    """The runner of ``config`` ready for single training steps: train
+    loop, optimizer wrapper and L2-SP anchor built, no validation, loaders
+    in the main process. Returns ``(runner, work_dir)``; remove the
+    temporary ``work_dir`` when done."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from muscle_mm.registry import RUNNERS
+    from muscle_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(config)
+    cfg.log_level = 'ERROR'
+    cfg.work_dir = tempfile.mkdtemp(prefix='preflight_')
+    if random_init:
+        cfg.model.backbone.init_cfg = None
+    loop_cfg = cfg.train_cfg
+    if loop_cfg.get('type') == 'MultiTaskCLLoop':
+        loop_cfg.setdefault('loader_overrides', {}).update(
+            num_workers=0, persistent_workers=False)
+    else:
+        cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if amp:
+        from muscle_mm.engine.optimizers import enable_amp
+        enable_amp(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    runner.train_loop  # built here: its dataloaders
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    for hook in runner.hooks:  # L2-SP keeps a copy of the backbone (w0)
+        if type(hook).__name__ == 'L2SPHook':
+            hook.before_train(runner)
+            hook.before_train_epoch(runner)
+    runner.model.train()
+    return runner, cfg.work_dir
+
+
+def step_loaders(runner) -> dict:
+    """Task -> train dataloader ('' for a one-task run)."""
+    loop = runner.train_loop
+    return dict(getattr(loop, 'dataloaders', None) or {'': loop.dataloader})
+
+
 def measure_step(config: str, amp: bool = False) -> dict:
     """Peak memory of one training step of ``config`` at its batch size.
 
@@ -518,51 +562,22 @@ def measure_step(config: str, amp: bool = False) -> dict:
     import resource
 
     import torch
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from muscle_mm.registry import RUNNERS
-    from muscle_mm.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(config)
-    cfg.log_level = 'ERROR'
-    cfg.work_dir = tempfile.mkdtemp(prefix='preflight_')
-    loop_cfg = cfg.train_cfg
-    if loop_cfg.get('type') == 'MultiTaskCLLoop':
-        loop_cfg.setdefault('loader_overrides', {}).update(
-            num_workers=0, persistent_workers=False)
-    else:
-        cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    if amp:
-        from muscle_mm.engine.optimizers import enable_amp
-        enable_amp(cfg)
     base = _rss()
     cuda = torch.cuda.is_available()
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
-    loop = runner.train_loop
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    for hook in runner.hooks:  # L2-SP keeps a copy of the backbone (w0)
-        if type(hook).__name__ == 'L2SPHook':
-            hook.before_train(runner)
-            hook.before_train_epoch(runner)
+    runner, work_dir = step_runner(config, amp)
     model = runner.model
-    model.train()
-    tasks = list(getattr(loop, 'dataloaders', {})) or [None]
     peaks, batch = {}, {}
-    for task in tasks:
-        loader = loop.dataloaders[task] if task else loop.dataloader
+    for task, loader in step_loaders(runner).items():
         if task:
             getattr(model, 'module', model).active_task = task
         data = next(iter(loader))
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         model.train_step(data, optim_wrapper=runner.optim_wrapper)
-        peaks[task or ''] = torch.cuda.max_memory_allocated() if cuda else \
+        peaks[task] = torch.cuda.max_memory_allocated() if cuda else \
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        batch[task or ''] = loader.batch_size
-    shutil.rmtree(cfg.work_dir, ignore_errors=True)
+        batch[task] = loader.batch_size
+    shutil.rmtree(work_dir, ignore_errors=True)
     return dict(
         peak=max(peaks.values()),
         tasks=peaks,

@@ -40,53 +40,19 @@ def stage_config(stage: str, backbone: str) -> str:
     return get_config_path(f'muscle/finetune/{stage}_{backbone}_scratch.py')
 
 
-def build(config: str, amp: bool, device: str, channels_last: bool):
-    """Runner, train loop and model of ``config``, random init, no
-    validation, workers in the main process."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from muscle_mm.registry import RUNNERS
-    cfg = Config.fromfile(config)
-    cfg.log_level = 'ERROR'
-    cfg.work_dir = tempfile.mkdtemp(prefix='benchmark_gpu_')
-    cfg.model.backbone.init_cfg = None
-    loop_cfg = cfg.train_cfg
-    if loop_cfg.get('type') == 'MultiTaskCLLoop':
-        loop_cfg.setdefault('loader_overrides', {}).update(
-            num_workers=0, persistent_workers=False)
-    else:
-        cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    if amp:
-        from muscle_mm.engine.optimizers import enable_amp
-        enable_amp(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
-    loop = runner.train_loop
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    model = runner.model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    for hook in runner.hooks:  # L2-SP holds its anchor (w0) in stage 2
-        if type(hook).__name__ == 'L2SPHook':
-            hook.before_train(runner)
-            hook.before_train_epoch(runner)
-    model.train()
-    return runner, loop, model, cfg.work_dir
-
-
 def time_stage(config: str, amp: bool, device: str, steps: int, warmup: int,
                channels_last: bool = False) -> Dict[str, dict]:
     """Per task ('' for one-task stages): batch, seconds a step, peak
     bytes (CUDA only)."""
-    runner, loop, model, work_dir = build(config, amp, device, channels_last)
+    from muscle_mm.apis.preflight import step_loaders, step_runner
+    runner, work_dir = step_runner(config, amp, random_init=True)
+    model = runner.model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     cuda = device.startswith('cuda')
     results = {}
     try:
-        tasks = list(getattr(loop, 'dataloaders', {})) or ['']
-        for task in tasks:
-            loader = loop.dataloaders[task] if task else loop.dataloader
+        for task, loader in step_loaders(runner).items():
             if task:
                 getattr(model, 'module', model).active_task = task
             data = next(iter(loader))
