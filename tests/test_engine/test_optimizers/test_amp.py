@@ -61,11 +61,14 @@ train_tool = load_train_tool()
 
 class Record(Hook):
     """The summed parameter updates of the optimizer steps and the dtypes of
-    the first convolution's output; with ``move``, the backbone's weights are
+    the first convolution's output in training steps (not in the forward
+    passes that re-estimate BN statistics); with ``move``, the backbone's
+    weights are
     moved from L2-SP's anchor after L2SPHook takes it (priority LOW), a move
     not counted as an update."""
 
     priority = 'LOW'
+    in_step = False
 
     def __init__(self, move: float = 0.):
         self.move = move
@@ -85,7 +88,8 @@ class Record(Hook):
         self.update = {n: torch.zeros_like(w) for n, w in self.start.items()}
         conv = next(m for m in runner.model.modules()
                     if isinstance(m, nn.Conv2d))
-        conv.register_forward_hook(lambda m, i, o: self.dtypes.add(o.dtype))
+        conv.register_forward_hook(lambda m, i, o: self.dtypes.add(o.dtype)
+                                   if self.in_step else None)
 
     def before_train_epoch(self, runner):
         if not self.move:
@@ -99,12 +103,14 @@ class Record(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self._before = self._params(runner)
+        self.in_step = True
 
     def after_train_iter(self,
                          runner,
                          batch_idx,
                          data_batch=None,
                          outputs=None):
+        self.in_step = False
         for n, w in self._params(runner).items():
             self.update[n] += w - self._before[n]
 
