@@ -34,6 +34,12 @@ def run_geometry(runner) -> dict:
     per_round = getattr(loop, 'iters_per_round', None)
     if per_round is not None:
         geometry['iters_per_round'] = per_round
+    model = getattr(runner.model, 'module', runner.model)
+    if hasattr(model, 'tasks') and hasattr(loop, 'tasks'):
+        # the parameters' order (hence the optimizer state's) and the order
+        # the loop reshuffles: a config dumped by mmengine lists them by name
+        geometry['task_order'] = dict(
+            model=list(model.tasks), loop=list(loop.tasks))
     return geometry
 
 
@@ -82,6 +88,18 @@ class RunGeometryHook(Hook):
         now = run_geometry(runner)
         if now == self._loaded:
             return
+        then_order = self._loaded.get('task_order')
+        if then_order is not None and then_order != now.get('task_order'):
+            raise ValueError(
+                f'Cannot resume {source}: its tasks were ordered '
+                f'{then_order["model"]} in the model and '
+                f'{then_order["loop"]} in the loop, this config orders them '
+                f'{now.get("task_order", {}).get("model")} and '
+                f'{now.get("task_order", {}).get("loop")}. The optimizer '
+                "state follows the model's order and the task order of the "
+                "rounds the loop's; a config that mmengine dumped (the copy "
+                'in the work dir) lists dict keys by name. Resume with the '
+                'config the run started from.')
         was = self._loaded['world_size']
         how = ('python tools/train.py CONFIG --resume' if was == 1 else
                f'bash tools/dist_train.sh CONFIG {was} --resume')
