@@ -20,7 +20,6 @@ import torchvision
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
-import muscle_mm.models.init  # noqa: F401 (until models/__init__ has it)
 from muscle_mm.metainfo import INITS, TASKS
 from muscle_mm.models.init import LocalPretrained
 from muscle_mm.registry import MODELS

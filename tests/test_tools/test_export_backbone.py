@@ -9,7 +9,6 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 
-import muscle_mm.models.selfsup  # noqa: F401 (until models/__init__ has it)
 from muscle_mm.registry import MODELS
 from muscle_mm.utils import register_all_modules
 from muscle_mm.utils.checkpoint import (KEY_ENCODER_PREFIX, export_backbone,

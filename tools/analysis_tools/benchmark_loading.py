@@ -147,7 +147,6 @@ def run_files(args: argparse.Namespace) -> int:
     cv2.setNumThreads(1)
     from mmengine.dataset import Compose
 
-    import muscle_mm.datasets.transforms  # noqa: F401 (LoadXrayImage)
     from muscle_mm.utils import register_all_modules
     register_all_modules()
 

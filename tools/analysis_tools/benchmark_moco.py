@@ -149,7 +149,6 @@ def main() -> None:
 
     from mmengine.optim import OptimWrapper
 
-    import muscle_mm.models.selfsup  # noqa: F401 (registers XrayMoCo)
     from muscle_mm.registry import MODELS
     from muscle_mm.utils import register_all_modules
     register_all_modules()

@@ -23,8 +23,6 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-import muscle_mm.datasets.readers  # noqa: F401 (until the shared
-import muscle_mm.datasets.transforms  # noqa: F401  __init__ files import
 from muscle_mm.apis.paths import get_config_path
 from muscle_mm.evaluation.probe import (RANDOM_INIT, format_probe_rows,
                                         probe_backbones)

@@ -14,7 +14,6 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
-import muscle_mm.models.selfsup  # noqa: F401 (until models/__init__ has it)
 import muscle_mm.models.selfsup.xray_moco as xray_moco_module
 from muscle_mm.models.selfsup import XrayMoCo, check_queue_len
 from muscle_mm.registry import MODELS, TRANSFORMS
@@ -275,9 +274,6 @@ def test_demo_config_trains_on_demo_data(repo_root, tmp_path):
     two views -> XrayMoCo -> checkpoint -> exported backbone."""
     from mmengine.runner import Runner
 
-    import muscle_mm.datasets.multi_source  # noqa: F401 (until the shared
-    import muscle_mm.datasets.readers  # noqa: F401  __init__ files import
-    import muscle_mm.datasets.transforms  # noqa: F401  them)
     from muscle_mm.testing import generate_demo_data
     from muscle_mm.utils.checkpoint import export_backbone
 
