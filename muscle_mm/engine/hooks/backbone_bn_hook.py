@@ -6,7 +6,7 @@ from mmengine.hooks import Hook
 
 from muscle_mm.registry import HOOKS
 from ..loops.bn_stats import (estimate_backbone_bn, estimation_loader,
-                              first_batches, preserved_rng)
+                              estimation_steps, first_batches, preserved_rng)
 
 META_KEY = 'backbone_bn'
 
@@ -48,9 +48,7 @@ class BackboneBNHook(Hook):
         for task in loop.tasks:
             loader = estimation_loader(runner, task, overrides, runner.seed)
             batches[task] = first_batches(loader, self.num_samples)
-            images[task] = min(len(loader), max(
-                1, self.num_samples //
-                (loader.batch_size * runner.world_size))) * \
+            images[task] = estimation_steps(loader, self.num_samples) * \
                 loader.batch_size * runner.world_size
         with preserved_rng():
             layers = estimate_backbone_bn(runner.model, batches)

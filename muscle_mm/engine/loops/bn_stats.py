@@ -31,13 +31,14 @@ from .utils import task_entry, unwrap_model
 def preserved_rng() -> Iterator[None]:
     """Leave the RNGs of ``random``, numpy and torch as they were, so that
     re-estimating statistics does not change what training draws next."""
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cpu = torch.default_generator
+    states = random.getstate(), np.random.get_state(), cpu.get_state()
     try:
         yield
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
+        cpu.set_state(states[2])
 
 
 @contextlib.contextmanager
@@ -123,10 +124,28 @@ def estimate_backbone_bn(model: nn.Module,
     return [n for n, _ in layers]
 
 
-def first_batches(loader, num_samples: int) -> Iterator:
-    """The first batches of ``loader`` holding ``num_samples`` images over
-    all ranks (at least one batch; all of them if the split is smaller),
-    read lazily. Iterate them inside :func:`preserved_rng`."""
+def estimation_steps(loader, num_samples: int) -> int:
+    """Batches per rank that hold ``num_samples`` images over all ranks (at
+    least one; all of them if the split is smaller)."""
     per_step = loader.batch_size * get_world_size()
-    steps = min(len(loader), max(1, num_samples // per_step))
-    return itertools.islice(loader, steps)
+    return min(len(loader), max(1, num_samples // per_step))
+
+
+def first_batches(loader, num_samples: int) -> Iterator:
+    """The first :func:`estimation_steps` batches of ``loader``, read
+    lazily. Iterate them inside :func:`preserved_rng`."""
+    return itertools.islice(loader, estimation_steps(loader, num_samples))
+
+
+@contextlib.contextmanager
+def task_statistics(model: nn.Module, task: str, loader,
+                    num_samples: int) -> Iterator[None]:
+    """A block in which the backbone of ``model`` has precise BN statistics
+    of ``task`` (from ``loader``, in the task's geometry); the running
+    statistics and the RNGs are as before once it is left."""
+    with restored_buffers(unwrap_model(model).backbone):
+        with preserved_rng():
+            estimate_backbone_bn(
+                model, {task: first_batches(loader, num_samples)},
+                geometry='task')
+        yield

@@ -8,8 +8,7 @@ from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
 from muscle_mm.registry import LOOPS
-from .bn_stats import (estimate_backbone_bn, estimation_loader,
-                       first_batches, preserved_rng, restored_buffers)
+from .bn_stats import estimation_loader, task_statistics
 from .utils import check_task_dict, task_entry, unwrap_model
 
 
@@ -118,17 +117,8 @@ class MultiTaskValLoop(BaseLoop):
             self._bn_loaders[task] = estimation_loader(
                 self.runner, task, loop_cfg.get('loader_overrides'),
                 self.runner.seed)
-        stack = contextlib.ExitStack()
-        stack.enter_context(restored_buffers(model.backbone))
-        with preserved_rng():
-            estimate_backbone_bn(
-                model, {
-                    task:
-                    first_batches(self._bn_loaders[task],
-                                  self.precise_bn['num_samples'])
-                },
-                geometry='task')
-        return stack
+        return task_statistics(model, task, self._bn_loaders[task],
+                               self.precise_bn['num_samples'])
 
     @torch.no_grad()
     def run_iter(self, idx: int, data_batch: dict) -> None:
