@@ -389,8 +389,9 @@ class Preflight:
         if found is None:
             return []
         try:
-            meta = torch.load(found, map_location='cpu',
-                              weights_only=True).get('meta') or {}
+            # mmap: only the meta is read, not gigabytes of weights
+            meta = torch.load(found, map_location='cpu', weights_only=True,
+                              mmap=True).get('meta') or {}
         except Exception as e:  # noqa: B902
             return [Check('resume', run.name, 'FAIL', _error(e))]
         geometry = meta.get(META_KEY)
@@ -545,10 +546,16 @@ def step_runner(config: str, amp: bool = False, random_init: bool = False):
     return runner, cfg.work_dir
 
 
-def step_loaders(runner) -> dict:
-    """Task -> train dataloader ('' for a one-task run)."""
+def step_batches(runner, model=None):
+    """``(task, batch size, first batch)`` of each task ('' for a one-task
+    run), with the task made the model's active one."""
     loop = runner.train_loop
-    return dict(getattr(loop, 'dataloaders', None) or {'': loop.dataloader})
+    model = model if model is not None else runner.model
+    loaders = getattr(loop, 'dataloaders', None) or {'': loop.dataloader}
+    for task, loader in loaders.items():
+        if task:
+            getattr(model, 'module', model).active_task = task
+        yield task, loader.batch_size, next(iter(loader))
 
 
 def measure_step(config: str, amp: bool = False) -> dict:
@@ -567,16 +574,12 @@ def measure_step(config: str, amp: bool = False) -> dict:
     runner, work_dir = step_runner(config, amp)
     model = runner.model
     peaks, batch = {}, {}
-    for task, loader in step_loaders(runner).items():
-        if task:
-            getattr(model, 'module', model).active_task = task
-        data = next(iter(loader))
+    for task, batch[task], data in step_batches(runner):
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         model.train_step(data, optim_wrapper=runner.optim_wrapper)
         peaks[task] = torch.cuda.max_memory_allocated() if cuda else \
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        batch[task] = loader.batch_size
     shutil.rmtree(work_dir, ignore_errors=True)
     return dict(
         peak=max(peaks.values()),

@@ -44,7 +44,7 @@ def time_stage(config: str, amp: bool, device: str, steps: int, warmup: int,
                channels_last: bool = False) -> Dict[str, dict]:
     """Per task ('' for one-task stages): batch, seconds a step, peak
     bytes (CUDA only)."""
-    from muscle_mm.apis.preflight import step_loaders, step_runner
+    from muscle_mm.apis.preflight import step_batches, step_runner
     runner, work_dir = step_runner(config, amp, random_init=True)
     model = runner.model.to(device)
     if channels_last:
@@ -52,10 +52,7 @@ def time_stage(config: str, amp: bool, device: str, steps: int, warmup: int,
     cuda = device.startswith('cuda')
     results = {}
     try:
-        for task, loader in step_loaders(runner).items():
-            if task:
-                getattr(model, 'module', model).active_task = task
-            data = next(iter(loader))
+        for task, batch, data in step_batches(runner, model):
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -69,7 +66,7 @@ def time_stage(config: str, amp: bool, device: str, steps: int, warmup: int,
                 torch.cuda.synchronize()
             seconds = (time.perf_counter() - start) / steps
             results[task] = dict(
-                batch=loader.batch_size,
+                batch=batch,
                 seconds=seconds,
                 peak=torch.cuda.max_memory_allocated() if cuda else None)
     finally:
