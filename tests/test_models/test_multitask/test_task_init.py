@@ -1,7 +1,8 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Stage 2's task models get their own library's initialisation.
 
-Built from the real stage-2 configs and initialised as the runner does
+Built from the real stage-2 configs by the runner ``tools/train.py`` builds
+(the config's ``runner_type``) and initialised as it does
 (``model.init_weights()`` in the config's scope), every parameter of every
 task model outside the shared backbone must follow the distribution that
 its library's ``init_weights`` gives the same model built alone (mmdet's
@@ -18,7 +19,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from muscle_mm.models.multitask.multitask_model import build_task_model
-from muscle_mm.registry import MODELS
+from muscle_mm.registry import MODELS, RUNNERS
 from muscle_mm.utils import register_all_modules
 
 register_all_modules(init_default_scope=False)
@@ -63,8 +64,11 @@ def test_every_task_model_gets_its_librarys_init(config, tmp_path):
     depth = cfg.model.backbone.depth
     path, expected = stage1_backbone(tmp_path, depth)
     cfg.model.backbone.init_cfg.checkpoint = path
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.log_level = 'ERROR'
+    runner = RUNNERS.build(cfg)
+    model = runner.model
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
         model.init_weights()  # what the runner's init calls
         # the shared backbone: bit-exact with the stage-1 checkpoint
         own = model.backbone.state_dict()
