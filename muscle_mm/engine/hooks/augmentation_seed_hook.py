@@ -1,12 +1,14 @@
 # Copyright (c) muscle_mm contributors. All rights reserved.
 """Random augmentation as a function of (seed, epoch, sample), so that a
 killed-and-resumed run draws what the uninterrupted one draws."""
+import contextlib
 import random
 from typing import Callable, List
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from torch.utils.data import get_worker_info
 
 from muscle_mm.registry import HOOKS
 from ..loops.bn_stats import preserved_rng
@@ -36,10 +38,16 @@ class SeededPipeline:
             return self.pipeline(results)
         state = np.random.SeedSequence(
             [self.seed, int(self.epoch), int(index)]).generate_state(2)
-        with preserved_rng():
+        # a worker's RNGs serve only this pipeline; the main process's are
+        # the training step's too, so they are put back there
+        with (preserved_rng() if get_worker_info() is None else
+              contextlib.nullcontext()):
             random.seed(int(state[0]))
             np.random.seed(int(state[0]))
-            torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+            # the CPU generator alone: torch.manual_seed also seeds every
+            # accelerator, ~90 us a sample
+            torch.default_generator.manual_seed(
+                int(state[0]) << 32 | int(state[1]))
             return self.pipeline(results)
 
     def __getattr__(self, name: str):
